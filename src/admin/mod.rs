@@ -1,0 +1,105 @@
+//! The admin server: `/metrics`, `/healthz`, `/readyz`, the JSON API and the
+//! dashboard, on a port of its own so it never shadows a model route.
+
+mod json;
+mod status;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use crate::health::Health;
+use crate::proxy::stats::RequestStats;
+use crate::shutdown::ShutdownSignal;
+
+pub use json::json_response;
+
+/// Everything the admin routes read.
+pub struct AdminState {
+    pub prometheus: PrometheusHandle,
+    pub health: Arc<Health>,
+    pub stats: Arc<RequestStats>,
+    pub started: Instant,
+    pub upstream: String,
+}
+
+/// Serves the admin routes until shutdown.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut shutdown: ShutdownSignal) {
+    loop {
+        let (stream, _peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.recv() => break,
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(req, &state).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/metrics") => metrics(state),
+        (&Method::GET, "/healthz") => {
+            json_response(StatusCode::OK, &serde_json::json!({"status": "alive"}))
+        }
+        (&Method::GET, "/readyz") => readiness(state),
+        (&Method::GET, "/api/status") => status::status(state),
+        (_, "/metrics" | "/healthz" | "/readyz" | "/api/status") => json::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route answers GET only",
+        ),
+        _ => json::error(StatusCode::NOT_FOUND, "not_found", "no such admin route"),
+    }
+}
+
+fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
+    crate::resources::self_process::record();
+    let body = state.prometheus.render();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn readiness(state: &AdminState) -> Response<Full<Bytes>> {
+    let snapshot = state.health.snapshot();
+    let status = if snapshot.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &snapshot)
+}

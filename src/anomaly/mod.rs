@@ -1,0 +1,1 @@
+//! Anomaly detectors over metric series and root-cause hints.

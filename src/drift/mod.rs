@@ -1,0 +1,16 @@
+//! In-process drift engine: reference store, windows, MMD / KS / chi-square
+//! two-sample tests and online detection.
+
+pub mod cli;
+
+use clap::Args;
+
+/// Drift engine flags.
+#[derive(Debug, Clone, Args)]
+pub struct DriftArgs {}
+
+impl DriftArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+use clap::Parser;
+
+use magma_monitor::config::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        None => magma_monitor::app::run_proxy(cli.proxy),
+        Some(Command::Proxy(args)) => magma_monitor::app::run_proxy(*args),
+        Some(Command::Demo(args)) => magma_monitor::demo::run_demo(args),
+        Some(Command::SimulateUpstream(args)) => magma_monitor::demo::run_simulated_upstream(args),
+        Some(Command::Drift(args)) => magma_monitor::drift::cli::run(args),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,1 @@
+//! Output quality checks, user feedback and ground-truth scoring.

@@ -1,0 +1,299 @@
+//! The metric catalogue: every metric magma-monitor exports is declared here,
+//! once, with its type, unit, labels and help text.
+//!
+//! Code elsewhere refers to metrics only through the constants below, so a
+//! rename happens in one place, and the README table, the alert rules and the
+//! dashboard can be checked against this list (see `tests/`).
+//!
+//! Naming follows the Prometheus conventions: base units (`_seconds`,
+//! `_bytes`, `_ratio`, `_celsius`, `_watts`, `_joules`, `_hertz`), counters end
+//! in `_total`, and every name starts with `magma_`. Label values always come
+//! from closed sets (see `label`), so a client can never create new series.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One entry of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: Option<Unit>,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+macro_rules! catalogue {
+    ($( $konst:ident = $name:literal, $kind:ident, $unit:expr, [$($label:literal),*], $help:literal; )*) => {
+        $( pub const $konst: &str = $name; )*
+        /// Every metric, in the order the README lists them.
+        pub const CATALOGUE: &[Metric] = &[
+            $( Metric { name: $name, kind: Kind::$kind, unit: $unit, labels: &[$($label),*], help: $help }, )*
+        ];
+    };
+}
+
+catalogue! {
+    // --- requests (proxy core) ---
+    REQUEST_DURATION = "magma_request_duration_seconds", Histogram, Some(Unit::Seconds),
+        ["model_type", "status", "modality", "task"],
+        "Time from the request's arrival to the end of the response body.";
+    REQUESTS = "magma_requests_total", Counter, None,
+        ["model_type", "route", "code"],
+        "Requests answered, by route and status class (1xx..5xx).";
+    REQUEST_ERRORS = "magma_request_errors_total", Counter, None,
+        ["kind"],
+        "Requests that failed, by kind: upstream_5xx, upstream_unreachable, timeout, client_abort, bad_request, too_large, proxy_error.";
+    REQUESTS_IN_FLIGHT = "magma_requests_in_flight", Gauge, None,
+        [],
+        "Requests being forwarded right now.";
+    REQUEST_SIZE = "magma_request_size_bytes", Histogram, Some(Unit::Bytes),
+        ["route"],
+        "Request body size as forwarded.";
+    RESPONSE_SIZE = "magma_response_size_bytes", Histogram, Some(Unit::Bytes),
+        ["route"],
+        "Response body size as forwarded.";
+    TIME_TO_FIRST_BYTE = "magma_time_to_first_byte_seconds", Histogram, Some(Unit::Seconds),
+        ["route"],
+        "Time from the request's arrival until the upstream's response head arrived.";
+    PROXY_OVERHEAD = "magma_proxy_overhead_seconds", Histogram, Some(Unit::Seconds),
+        ["route"],
+        "Time spent inside the proxy itself, not waiting for the client or the upstream.";
+    CONNECTIONS_OPEN = "magma_connections_open", Gauge, None,
+        [],
+        "Client connections open right now.";
+    CONNECTIONS = "magma_connections_total", Counter, None,
+        ["outcome"],
+        "Client connections by outcome: accepted, refused_limit.";
+    CONNECTION_ERRORS = "magma_connection_errors_total", Counter, None,
+        ["kind"],
+        "Client connections that ended in an error: header_timeout, header_too_large, protocol, io.";
+    UPSTREAM_UP = "magma_upstream_up", Gauge, None,
+        [],
+        "1 when the upstream's health path answered 2xx at the last poll.";
+    UPSTREAM_HEALTH_CHECKS = "magma_upstream_health_checks_total", Counter, None,
+        ["result"],
+        "Upstream health polls by result: healthy, unhealthy, unreachable.";
+    READY = "magma_ready", Gauge, None,
+        [],
+        "1 while the sidecar reports ready (upstream healthy, not draining).";
+    BUILD_INFO = "magma_build_info", Gauge, None,
+        ["version"],
+        "Always 1; the label carries the magma-monitor version.";
+
+    // --- the sidecar's own process ---
+    PROCESS_RESIDENT_MEMORY = "magma_process_resident_memory_bytes", Gauge, Some(Unit::Bytes),
+        [],
+        "Resident memory of the magma-monitor process.";
+    PROCESS_CPU = "magma_process_cpu_seconds_total", Counter, Some(Unit::Seconds),
+        [],
+        "User plus system CPU time of the magma-monitor process.";
+    PROCESS_OPEN_FDS = "magma_process_open_fds", Gauge, None,
+        [],
+        "Open file descriptors of the magma-monitor process.";
+    PROCESS_START_TIME = "magma_process_start_time_seconds", Gauge, Some(Unit::Seconds),
+        [],
+        "Start time of the magma-monitor process, seconds since the Unix epoch.";
+}
+
+/// Default latency bucket bounds in seconds: 5 ms to 120 s, with a bound at
+/// exactly 2.0 s so the guide's "p95 > 2 s" alert compares against a bucket edge.
+pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0,
+    60.0, 120.0,
+];
+
+/// Buckets for the short durations the proxy itself adds.
+pub const OVERHEAD_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+];
+
+/// Buckets for body sizes: 64 B to 256 MiB in powers of four.
+pub const SIZE_BUCKETS: &[f64] = &[
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+];
+
+/// Closed label-value sets shared by the request path.
+pub mod label {
+    /// Routes known to Magma and OpenAI-style servers; anything else is `other`.
+    pub const ROUTES: &[&str] = &[
+        "/predict",
+        "/predict_from_file",
+        "/health",
+        "/v1/chat/completions",
+        "/v1/completions",
+    ];
+    pub const OTHER: &str = "other";
+    pub const UNKNOWN: &str = "unknown";
+
+    /// Maps a request path to its `route` label value.
+    pub fn route(path: &str) -> &'static str {
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        ROUTES
+            .iter()
+            .find(|r| **r == path)
+            .copied()
+            .unwrap_or(OTHER)
+    }
+
+    /// Maps a status code to its class label (`1xx` .. `5xx`).
+    pub fn code_class(status: u16) -> &'static str {
+        match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        }
+    }
+}
+
+/// Per-histogram bucket layout.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    pub latency: Vec<f64>,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self {
+            latency: DEFAULT_LATENCY_BUCKETS.to_vec(),
+        }
+    }
+}
+
+/// Describes every catalogued metric to the installed recorder.
+pub fn describe_all() {
+    for metric in CATALOGUE {
+        match (metric.kind, metric.unit) {
+            (Kind::Counter, Some(unit)) => describe_counter!(metric.name, unit, metric.help),
+            (Kind::Counter, None) => describe_counter!(metric.name, metric.help),
+            (Kind::Gauge, Some(unit)) => describe_gauge!(metric.name, unit, metric.help),
+            (Kind::Gauge, None) => describe_gauge!(metric.name, metric.help),
+            (Kind::Histogram, Some(unit)) => describe_histogram!(metric.name, unit, metric.help),
+            (Kind::Histogram, None) => describe_histogram!(metric.name, metric.help),
+        }
+    }
+}
+
+/// Builds the Prometheus recorder with the bucket layout of every histogram.
+///
+/// Returns the recorder (to install globally or locally in tests) and its handle
+/// (to render `/metrics`).
+pub fn build_recorder(
+    buckets: &Buckets,
+) -> Result<
+    (
+        metrics_exporter_prometheus::PrometheusRecorder,
+        PrometheusHandle,
+    ),
+    String,
+> {
+    let mut builder = PrometheusBuilder::new();
+    for metric in CATALOGUE.iter().filter(|m| m.kind == Kind::Histogram) {
+        let bounds: &[f64] = histogram_buckets(metric.name, buckets);
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(metric.name.to_string()), bounds)
+            .map_err(|e| format!("bad buckets for {}: {e}", metric.name))?;
+    }
+    let recorder = builder.build_recorder();
+    let handle = recorder.handle();
+    Ok((recorder, handle))
+}
+
+/// Installs the recorder process-wide and describes every metric.
+pub fn install(buckets: &Buckets) -> Result<PrometheusHandle, String> {
+    let (recorder, handle) = build_recorder(buckets)?;
+    metrics::set_global_recorder(recorder)
+        .map_err(|e| format!("a metrics recorder is already installed: {e}"))?;
+    describe_all();
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+fn histogram_buckets<'a>(name: &str, buckets: &'a Buckets) -> &'a [f64] {
+    match name {
+        REQUEST_DURATION | TIME_TO_FIRST_BYTE => &buckets.latency,
+        PROXY_OVERHEAD => OVERHEAD_BUCKETS,
+        REQUEST_SIZE | RESPONSE_SIZE => SIZE_BUCKETS,
+        other => extra_histogram_buckets(other),
+    }
+}
+
+/// Bucket layouts of the histograms owned by the analysis areas.
+fn extra_histogram_buckets(_name: &str) -> &'static [f64] {
+    DEFAULT_LATENCY_BUCKETS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_conventions() {
+        let mut seen = std::collections::HashSet::new();
+        for metric in CATALOGUE {
+            assert!(seen.insert(metric.name), "{} declared twice", metric.name);
+            assert!(metric.name.starts_with("magma_"), "{}", metric.name);
+            assert!(
+                metric
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{}",
+                metric.name
+            );
+            assert_eq!(
+                metric.kind == Kind::Counter,
+                metric.name.ends_with("_total"),
+                "{}",
+                metric.name
+            );
+            if metric.unit == Some(Unit::Seconds) {
+                assert!(metric.name.contains("_seconds"), "{}", metric.name);
+            }
+            if metric.unit == Some(Unit::Bytes) {
+                assert!(metric.name.contains("_bytes"), "{}", metric.name);
+            }
+            assert!(!metric.help.is_empty());
+        }
+    }
+
+    #[test]
+    fn latency_buckets_have_an_edge_at_two_seconds() {
+        assert!(DEFAULT_LATENCY_BUCKETS.contains(&2.0));
+        assert_eq!(DEFAULT_LATENCY_BUCKETS.first(), Some(&0.005));
+        assert_eq!(DEFAULT_LATENCY_BUCKETS.last(), Some(&120.0));
+    }
+
+    #[test]
+    fn routes_are_closed() {
+        assert_eq!(label::route("/predict"), "/predict");
+        assert_eq!(label::route("/predict/"), "/predict");
+        assert_eq!(label::route("/v1/chat/completions"), "/v1/chat/completions");
+        assert_eq!(label::route("/admin/../etc"), "other");
+        assert_eq!(label::route("/"), "other");
+    }
+}
