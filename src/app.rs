@@ -1,6 +1,7 @@
 //! Wiring of the `proxy` command: metrics, admin server, health poller,
 //! collectors, analysis and the proxy listener, then graceful shutdown.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +32,7 @@ pub fn run_proxy(args: ProxyArgs) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(serve(args)) {
+    match runtime.block_on(serve(args, termination_signal())) {
         Ok(()) => 0,
         Err(reason) => {
             tracing::error!("{reason}");
@@ -41,7 +42,10 @@ pub fn run_proxy(args: ProxyArgs) -> i32 {
     }
 }
 
-async fn serve(args: ProxyArgs) -> Result<(), String> {
+/// Runs the proxy wiring until `stop` completes: SIGTERM/SIGINT for the
+/// `proxy` command, the demo's own shutdown for `demo`. Installs the global
+/// metrics recorder, so it runs once per process.
+pub async fn serve(args: ProxyArgs, stop: impl Future<Output = ()>) -> Result<(), String> {
     let started = Instant::now();
     let buckets = telemetry::Buckets {
         latency: args.net.latency_buckets.clone(),
@@ -66,6 +70,7 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
         stats: stats.clone(),
         started,
         upstream: args.net.upstream.to_string(),
+        timeseries: Default::default(),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, signal.clone()));
 
@@ -88,7 +93,7 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
         "magma-monitor started"
     );
 
-    termination_signal().await;
+    stop.await;
     tracing::info!("shutdown requested");
     health.start_draining();
     shutdown.trigger();

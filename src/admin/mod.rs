@@ -1,8 +1,11 @@
 //! The admin server: `/metrics`, `/healthz`, `/readyz`, the JSON API and the
 //! dashboard, on a port of its own so it never shadows a model route.
 
+mod dashboard;
 mod json;
+mod prom_text;
 mod status;
+pub mod timeseries;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,10 +33,13 @@ pub struct AdminState {
     pub stats: Arc<RequestStats>,
     pub started: Instant,
     pub upstream: String,
+    /// One point a second for the dashboard, sampled from the registry.
+    pub timeseries: timeseries::TimeSeries,
 }
 
 /// Serves the admin routes until shutdown.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut shutdown: ShutdownSignal) {
+    tokio::spawn(timeseries::run(state.clone(), shutdown.clone()));
     loop {
         let (stream, _peer): (_, SocketAddr) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -72,11 +78,17 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
         }
         (&Method::GET, "/readyz") => readiness(state),
         (&Method::GET, "/api/status") => status::status(state),
-        (_, "/metrics" | "/healthz" | "/readyz" | "/api/status") => json::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this route answers GET only",
-        ),
+        (&Method::GET, "/api/timeseries") => dashboard::timeseries(req.uri().query(), state),
+        (&Method::GET, "/" | "/dashboard") => dashboard::page(),
+        (&Method::GET, "/dashboard.js") => dashboard::script(),
+        (&Method::GET, "/dashboard.css") => dashboard::stylesheet(),
+        (_, "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/timeseries") => {
+            json::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route answers GET only",
+            )
+        }
         _ => json::error(StatusCode::NOT_FOUND, "not_found", "no such admin route"),
     }
 }

@@ -1,0 +1,306 @@
+//! What the demo prints while it runs: a status line read from the admin JSON
+//! API, and the detections seen per phase for the final summary. Parts whose
+//! endpoint is missing (an area not built in) show `n/a`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// Reads the admin server's JSON API.
+pub struct AdminProbe {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    base: String,
+}
+
+/// One look at the sidecar.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub requests_total: Option<f64>,
+    pub qps: Option<f64>,
+    pub p95_seconds: Option<f64>,
+    pub error_ratio: Option<f64>,
+    pub drift_p_value: Option<f64>,
+    pub drift_detected: Option<bool>,
+    /// Active anomalies as `signal/kind: first hint`; `None` when the endpoint is missing.
+    pub anomalies: Option<Vec<String>>,
+    pub output_anomalies_per_second: Option<f64>,
+    pub sidecar_resident_bytes: Option<f64>,
+}
+
+impl AdminProbe {
+    pub fn new(base: String) -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base,
+        }
+    }
+
+    /// GET `path`; `None` unless it answers 2xx with JSON in time.
+    pub async fn get_json(&self, path: &str) -> Option<Value> {
+        let uri: http::Uri = format!("{}{path}", self.base).parse().ok()?;
+        let attempt = async {
+            let response = self.client.get(uri).await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let body = Limited::new(response.into_body(), 8 * 1024 * 1024)
+                .collect()
+                .await
+                .ok()?
+                .to_bytes();
+            serde_json::from_slice(&body).ok()
+        };
+        tokio::time::timeout(Duration::from_secs(3), attempt)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub async fn observe(&self) -> Observation {
+        let mut seen = Observation::default();
+        if let Some(status) = self.get_json("/api/status").await {
+            seen.requests_total = status.pointer("/requests/total").and_then(Value::as_f64);
+        }
+        if let Some(series) = self.get_json("/api/timeseries?limit=1").await {
+            if let Some(last) = series
+                .get("points")
+                .and_then(Value::as_array)
+                .and_then(|p| p.last())
+            {
+                let number = |key: &str| last.get(key).and_then(Value::as_f64);
+                seen.qps = number("requests_per_second");
+                seen.p95_seconds = number("latency_p95_seconds");
+                seen.error_ratio = number("error_ratio");
+                seen.output_anomalies_per_second = number("output_anomalies_per_second");
+                seen.sidecar_resident_bytes = number("sidecar_resident_bytes");
+                seen.drift_p_value = number("drift_p_value");
+                if seen.requests_total.is_none() {
+                    seen.requests_total = number("requests_total");
+                }
+            }
+        }
+        if let Some(drift) = self.get_json("/api/drift").await {
+            let mut p_values = Vec::new();
+            let mut detected = Vec::new();
+            walk(&drift, 0, &mut |key, value| match (key, value) {
+                ("p_value", Value::Number(n)) => p_values.extend(n.as_f64()),
+                ("drift" | "detected" | "drift_detected" | "is_drift", Value::Bool(b)) => {
+                    detected.push(*b)
+                }
+                _ => {}
+            });
+            if let Some(p) = p_values.into_iter().reduce(f64::min) {
+                seen.drift_p_value = Some(p);
+            }
+            if !detected.is_empty() {
+                seen.drift_detected = Some(detected.contains(&true));
+            }
+        }
+        if let Some(anomalies) = self.get_json("/api/anomalies").await {
+            seen.anomalies = Some(active_anomalies(&anomalies));
+        }
+        seen
+    }
+}
+
+/// Visits every (key, value) pair of a JSON document, to a bounded depth.
+fn walk(value: &Value, depth: usize, visit: &mut dyn FnMut(&str, &Value)) {
+    if depth > 8 {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                visit(key, inner);
+                walk(inner, depth + 1, visit);
+            }
+        }
+        Value::Array(items) => {
+            for inner in items.iter().take(256) {
+                walk(inner, depth + 1, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Reads `/api/anomalies` as a list of labels, whatever its exact shape:
+/// `{"active": [...]}` or a bare list, each item with `signal`, `kind` and
+/// ranked causes.
+pub fn active_anomalies(document: &Value) -> Vec<String> {
+    let list = match document {
+        Value::Array(items) => items.as_slice(),
+        other => other
+            .get("active")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]),
+    };
+    list.iter()
+        .take(32)
+        .map(|item| {
+            let text = |key: &str| item.get(key).and_then(Value::as_str).map(str::to_owned);
+            let name = match (text("signal"), text("kind")) {
+                (Some(s), Some(k)) => format!("{s}/{k}"),
+                (Some(s), None) => s,
+                (None, Some(k)) => k,
+                (None, None) => "anomaly".to_string(),
+            };
+            let cause = ["causes", "root_causes", "hints", "ranked_causes"]
+                .iter()
+                .find_map(|key| {
+                    item.get(*key)
+                        .and_then(Value::as_array)
+                        .and_then(|c| c.first())
+                })
+                .and_then(|first| match first {
+                    Value::String(s) => Some(s.clone()),
+                    other => ["description", "cause", "hint", "summary", "evidence"]
+                        .iter()
+                        .find_map(|k| other.get(*k).and_then(Value::as_str).map(str::to_owned)),
+                });
+            match cause {
+                Some(cause) => format!("{name}: {cause}"),
+                None => name,
+            }
+        })
+        .collect()
+}
+
+fn or_na(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "n/a".to_string())
+}
+
+/// The one-line status printed every few seconds.
+pub fn status_line(
+    phase: &str,
+    elapsed: Duration,
+    seen: &Observation,
+    client: &super::traffic::TrafficSnapshot,
+) -> String {
+    let anomalies = match &seen.anomalies {
+        None => "n/a".to_string(),
+        Some(list) if list.is_empty() => "none".to_string(),
+        Some(list) => list
+            .iter()
+            .map(|a| a.split(':').next().unwrap_or(a).to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    format!(
+        "[{phase:<17} +{:>4}s] requests {:>6}  qps {:>5}  p95 {:>6}  errors {:>5}  drift p {:>7}  anomalies {anomalies}  | clients ok {} http-err {} failed {} timeout {}",
+        elapsed.as_secs(),
+        or_na(seen.requests_total.map(|v| format!("{v:.0}"))),
+        or_na(seen.qps.map(|v| format!("{v:.1}"))),
+        or_na(seen.p95_seconds.map(|v| format!("{v:.2}s"))),
+        or_na(seen.error_ratio.map(|v| format!("{:.1}%", v * 100.0))),
+        or_na(seen.drift_p_value.map(|v| format!("{v:.4}"))),
+        client.ok,
+        client.http_errors,
+        client.failed,
+        client.timed_out,
+    )
+}
+
+/// Signals seen per phase, for the final summary.
+#[derive(Debug, Default)]
+pub struct Detections {
+    pub events: Vec<Detection>,
+    seen: BTreeSet<(usize, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub phase_index: usize,
+    pub offset: Duration,
+    pub what: String,
+}
+
+/// Most events kept (a long demo repeats phases; the first ones matter).
+const MAX_EVENTS: usize = 256;
+
+impl Detections {
+    /// Records each signal the first time it shows in a phase.
+    pub fn update(&mut self, phase_index: usize, offset: Duration, seen: &Observation) {
+        let mut found = Vec::new();
+        if seen.p95_seconds.is_some_and(|p| p > 2.0) {
+            found.push("p95 latency above 2 s".to_string());
+        }
+        if seen.error_ratio.is_some_and(|e| e > 0.05) {
+            found.push("error rate above 5%".to_string());
+        }
+        if seen.drift_detected == Some(true) || seen.drift_p_value.is_some_and(|p| p < 0.05) {
+            found.push("drift detected".to_string());
+        }
+        if seen.output_anomalies_per_second.is_some_and(|r| r > 0.0) {
+            found.push("output anomalies counted".to_string());
+        }
+        for anomaly in seen.anomalies.iter().flatten() {
+            found.push(format!("anomaly {anomaly}"));
+        }
+        for what in found {
+            if self.events.len() >= MAX_EVENTS {
+                return;
+            }
+            let key = what.split(':').next().unwrap_or(&what).to_string();
+            if self.seen.insert((phase_index, key)) {
+                self.events.push(Detection {
+                    phase_index,
+                    offset,
+                    what,
+                });
+            }
+        }
+    }
+
+    pub fn in_phase(&self, phase_index: usize) -> impl Iterator<Item = &Detection> {
+        self.events
+            .iter()
+            .filter(move |e| e.phase_index == phase_index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_anomalies_of_several_shapes() {
+        let doc = serde_json::json!({"active": [
+            {"signal": "latency_p95", "kind": "trend", "causes": [{"description": "memory leak likely"}]},
+            {"signal": "error_rate"}
+        ], "recent": []});
+        assert_eq!(
+            active_anomalies(&doc),
+            ["latency_p95/trend: memory leak likely", "error_rate"]
+        );
+        let bare = serde_json::json!([{"kind": "spike", "hints": ["GPU throttled"]}]);
+        assert_eq!(active_anomalies(&bare), ["spike: GPU throttled"]);
+        assert!(active_anomalies(&serde_json::json!({"x": 1})).is_empty());
+    }
+
+    #[test]
+    fn detections_are_recorded_once_per_phase() {
+        let mut d = Detections::default();
+        let seen = Observation {
+            p95_seconds: Some(2.5),
+            drift_p_value: Some(0.2),
+            anomalies: Some(vec!["latency/trend: leak".into()]),
+            ..Observation::default()
+        };
+        d.update(2, Duration::from_secs(10), &seen);
+        d.update(2, Duration::from_secs(15), &seen);
+        d.update(3, Duration::from_secs(1), &seen);
+        assert_eq!(d.in_phase(2).count(), 2);
+        assert_eq!(
+            d.in_phase(2).next().unwrap().offset,
+            Duration::from_secs(10)
+        );
+        assert_eq!(d.in_phase(3).count(), 2);
+    }
+}
