@@ -72,7 +72,7 @@ const PREFERRED_FLAGS: &[(&str, &str)] = &[
     ("drift-window", "150"),
     ("anomaly-interval", "5s"),
     ("health-interval", "1s"),
-    ("log-level", "warn"),
+    ("log-level", "error"),
 ];
 
 /// The proxy's flags for the demo, parsed by the real command line so every
@@ -259,9 +259,15 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     let interrupted = termination_signal();
     tokio::pin!(interrupted);
     let mut stopped = false;
+    // The next phase's images render in the background while this one plays.
+    let mut next_pool = tokio::spawn(render_pool(phases[1 % phases.len()], 1));
     'phases: for (index, phase) in phases.iter().cycle().enumerate() {
         if index > 0 {
-            let pool = render_pool(*phase, index as u64).await?;
+            let pool = (&mut next_pool)
+                .await
+                .map_err(|e| format!("image rendering stopped: {e}"))??;
+            let following = phases[(index + 1) % phases.len()];
+            next_pool = tokio::spawn(render_pool(following, index as u64 + 1));
             profile_tx.send_replace(TrafficProfile {
                 vocabulary: phase.vocabulary(),
                 images: pool,
