@@ -82,8 +82,8 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
 }
 
 fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
-    crate::resources::self_process::record();
-    let body = state.prometheus.render();
+    let mut body = state.prometheus.render();
+    crate::resources::self_process::render(&mut body);
     Response::builder()
         .status(StatusCode::OK)
         .header(
