@@ -1,13 +1,19 @@
 //! Wiring of the `proxy` command: metrics, admin server, health poller,
 //! collectors, analysis and the proxy listener, then graceful shutdown.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::admin::{self, AdminState};
-use crate::config::ProxyArgs;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::{NetArgs, ProxyArgs, UpstreamProtocol};
 use crate::health::Health;
+use crate::proxy::forward::{ForwardSettings, ProxyContext, UpstreamClient};
+use crate::proxy::listener::{self, ListenerSettings};
+use crate::proxy::metrics::RequestMetrics;
 use crate::proxy::stats::RequestStats;
 use crate::shutdown::{termination_signal, Shutdown};
 use crate::telemetry;
@@ -42,10 +48,11 @@ pub fn run_proxy(args: ProxyArgs) -> i32 {
     }
 }
 
-/// Runs the proxy wiring until `stop` completes: SIGTERM/SIGINT for the
-/// `proxy` command, the demo's own shutdown for `demo`. Installs the global
-/// metrics recorder, so it runs once per process.
-pub async fn serve(args: ProxyArgs, stop: impl Future<Output = ()>) -> Result<(), String> {
+/// Runs the proxy until `stop` completes, then drains and returns.
+pub async fn serve(
+    args: ProxyArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
     let started = Instant::now();
     let buckets = telemetry::Buckets {
         latency: args.net.latency_buckets.clone(),
@@ -72,7 +79,9 @@ pub async fn serve(args: ProxyArgs, stop: impl Future<Output = ()>) -> Result<()
         upstream: args.net.upstream.to_string(),
         timeseries: Default::default(),
     });
-    let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, signal.clone()));
+    // The admin server outlives the drain, so probes see `/readyz` turn false.
+    let (admin_shutdown, admin_signal) = Shutdown::new();
+    let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, admin_signal));
 
     let health_uri = crate::proxy::upstream_uri(&args.net.upstream, &args.net.upstream_health_path)
         .map_err(|e| format!("--upstream-health-path: {e}"))?;
@@ -83,6 +92,40 @@ pub async fn serve(args: ProxyArgs, stop: impl Future<Output = ()>) -> Result<()
         args.net
             .connect_timeout
             .max(std::time::Duration::from_secs(2)),
+        signal.clone(),
+    ));
+
+    let proxy_listener = tokio::net::TcpListener::bind(args.net.listen)
+        .await
+        .map_err(|e| format!("cannot listen on --listen {}: {e}", args.net.listen))?;
+    let context = Arc::new(ProxyContext {
+        client: upstream_client(&args.net),
+        settings: ForwardSettings {
+            upstream: args.net.upstream.clone(),
+            upstream_version: match args.net.upstream_protocol {
+                UpstreamProtocol::Http1 => http::Version::HTTP_11,
+                UpstreamProtocol::H2c => http::Version::HTTP_2,
+            },
+            upstream_timeout: args.net.upstream_timeout,
+            max_body_bytes: args.net.max_body_bytes,
+            forwarded_headers: !args.net.no_forwarded_headers,
+            model_type: leak(&args.net.model_type),
+        },
+        metrics: Arc::new(RequestMetrics::new()),
+        stats: stats.clone(),
+        health: health.clone(),
+    });
+    let listener_settings = ListenerSettings {
+        header_read_timeout: args.net.header_read_timeout,
+        max_header_bytes: usize::try_from(args.net.max_header_bytes).unwrap_or(usize::MAX),
+        idle_timeout: args.net.idle_timeout,
+        max_connections: args.net.max_connections,
+        drain_timeout: args.net.drain_timeout,
+    };
+    let proxy_task = tokio::spawn(listener::serve(
+        proxy_listener,
+        context,
+        listener_settings,
         signal.clone(),
     ));
 
@@ -97,6 +140,31 @@ pub async fn serve(args: ProxyArgs, stop: impl Future<Output = ()>) -> Result<()
     tracing::info!("shutdown requested");
     health.start_draining();
     shutdown.trigger();
+    let _ = proxy_task.await;
+    admin_shutdown.trigger();
     let _ = admin_task.await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+fn upstream_client(net: &NetArgs) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(net.connect_timeout));
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(90));
+    if net.upstream_protocol == UpstreamProtocol::H2c {
+        builder.http2_only(true);
+    }
+    builder.build(connector)
+}
+
+/// Label values must be `&'static str`; the few that come from flags are
+/// leaked once at start.
+fn leak(value: &str) -> &'static str {
+    Box::leak(value.to_owned().into_boxed_str())
 }

@@ -208,13 +208,19 @@ impl NetArgs {
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
+        if self.max_header_bytes < crate::proxy::listener::MIN_HEADER_BYTES as u64 {
+            return Err(format!(
+                "--max-header-bytes must be at least {} bytes",
+                crate::proxy::listener::MIN_HEADER_BYTES
+            ));
+        }
         if self.latency_buckets.is_empty() {
             return Err("--latency-buckets needs at least one bound".into());
         }
         if self
             .latency_buckets
             .windows(2)
-            .any(|pair| !(pair[0] < pair[1]))
+            .any(|pair| pair[0] >= pair[1] || pair[0].is_nan())
             || self
                 .latency_buckets
                 .iter()

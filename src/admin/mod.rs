@@ -93,9 +93,16 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
     }
 }
 
+/// The full Prometheus text exposition, as `/metrics` serves it (the
+/// dashboard's time series samples the same text).
+pub(crate) fn exposition(state: &AdminState) -> String {
+    let mut body = state.prometheus.render();
+    crate::resources::self_process::render(&mut body);
+    body
+}
+
 fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
-    crate::resources::self_process::record();
-    let body = state.prometheus.render();
+    let body = exposition(state);
     Response::builder()
         .status(StatusCode::OK)
         .header(

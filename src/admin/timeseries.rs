@@ -313,8 +313,7 @@ pub async fn run(state: Arc<AdminState>, mut shutdown: ShutdownSignal) {
             _ = ticker.tick() => {}
             _ = shutdown.recv() => return,
         }
-        crate::resources::self_process::record();
-        let text = state.prometheus.render();
+        let text = super::exposition(&state);
         state.timeseries.sample(&text, unix_ms());
     }
 }

@@ -1,9 +1,17 @@
 //! The transparent reverse proxy: listener, forwarding service, header rules
-//! and the body tap.
+//! and the body wrappers.
 
+pub mod activity;
+pub mod body;
 pub mod error;
+pub mod exchange;
+pub mod forward;
+pub mod framing;
+pub mod headers;
+pub mod listener;
+pub mod metrics;
 pub mod stats;
-
+pub mod upgrade;
 /// Joins the upstream base URL and a request path-and-query.
 ///
 /// The base's own path (e.g. `http://host:8080/v2`) is kept as a prefix.

@@ -1,0 +1,193 @@
+//! Body wrappers of the forward path.
+//!
+//! Both pass every frame through unchanged, in the poll that produced it: no
+//! buffering, no copy. They only count bytes, enforce the request size limit,
+//! watch for a stalled upstream and close the exchange's books at the end.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::exchange::{Exchange, ExchangeGuard};
+use super::metrics::Outcome;
+
+/// Errors a wrapped body reports to its reader.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body exceeds the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("client request body failed: {0}")]
+    Client(hyper::Error),
+    #[error("upstream response body failed: {0}")]
+    Upstream(hyper::Error),
+    #[error("upstream sent nothing for {0:?} in the middle of the response body")]
+    UpstreamStalled(Duration),
+}
+
+pin_project! {
+    /// The client's request body on its way to the upstream.
+    pub struct RequestBody {
+        #[pin]
+        inner: hyper::body::Incoming,
+        exchange: Arc<Exchange>,
+        limit: u64,
+    }
+}
+
+impl RequestBody {
+    pub fn new(inner: hyper::body::Incoming, exchange: Arc<Exchange>, limit: u64) -> Self {
+        Self {
+            inner,
+            exchange,
+            limit,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.project();
+        match ready!(this.inner.poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let total = this.exchange.add_request_bytes(data.len() as u64);
+                    if total > *this.limit {
+                        this.exchange.mark_over_limit();
+                        return Poll::Ready(Some(Err(BodyError::TooLarge(*this.limit))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(error)) => {
+                this.exchange.mark_client_body_failed();
+                Poll::Ready(Some(Err(BodyError::Client(error))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// The upstream's response body on its way to the client; finishes the
+    /// exchange's metrics when the last frame has passed (or when dropped early).
+    pub struct ResponseBody {
+        #[pin]
+        inner: hyper::body::Incoming,
+        #[pin]
+        stall: Sleep,
+        stall_timeout: Duration,
+        guard: Option<ExchangeGuard>,
+        outcome_at_end: Outcome,
+    }
+}
+
+impl ResponseBody {
+    pub fn new(
+        inner: hyper::body::Incoming,
+        guard: ExchangeGuard,
+        stall_timeout: Duration,
+        outcome_at_end: Outcome,
+    ) -> Self {
+        let mut body = Self {
+            inner,
+            stall: tokio::time::sleep(stall_timeout),
+            stall_timeout,
+            guard: Some(guard),
+            outcome_at_end,
+        };
+        if body.inner.is_end_stream() {
+            if let Some(guard) = body.guard.take() {
+                guard.finish(body.outcome_at_end);
+            }
+        }
+        body
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        let result = match polled {
+            Poll::Pending => {
+                if this.guard.is_some() && this.stall.as_mut().poll(cx).is_ready() {
+                    if let Some(guard) = this.guard.take() {
+                        guard.error(super::error::ErrorKind::Timeout);
+                        guard.finish(Outcome::Timeout);
+                    }
+                    return Poll::Ready(Some(Err(BodyError::UpstreamStalled(*this.stall_timeout))));
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(result) => result,
+        };
+        match result {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    if let Some(guard) = this.guard.as_mut() {
+                        guard.add_response_bytes(data.len() as u64);
+                    }
+                }
+                this.stall
+                    .as_mut()
+                    .reset(Instant::now() + *this.stall_timeout);
+                if this.inner.is_end_stream() {
+                    if let Some(guard) = this.guard.take() {
+                        guard.finish(*this.outcome_at_end);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(error)) => {
+                if let Some(guard) = this.guard.take() {
+                    guard.error(super::error::ErrorKind::UpstreamUnreachable);
+                    guard.finish(Outcome::Error);
+                }
+                Poll::Ready(Some(Err(BodyError::Upstream(error))))
+            }
+            None => {
+                if let Some(guard) = this.guard.take() {
+                    guard.finish(*this.outcome_at_end);
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+// `Sleep` is polled through `Future`.
+use std::future::Future;

@@ -1,0 +1,300 @@
+//! The forwarding service: one client request in, one upstream request out.
+//!
+//! The request head is rewritten (hop-by-hop fields removed, forwarding and
+//! request-id headers added, the URI pointed at the upstream), the bodies are
+//! wrapped to be counted, and nothing else changes: the body bytes, the other
+//! headers (repeated ones included) and trailers pass as they came.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+
+use super::activity::ConnActivity;
+use super::body::{RequestBody, ResponseBody};
+use super::error::{find_source, source_chain, ErrorKind, ProxyError};
+use super::exchange::{Exchange, ExchangeGuard};
+use super::headers::{self, X_REQUEST_ID};
+use super::metrics::{Outcome, RequestMetrics};
+use super::stats::RequestStats;
+use super::upgrade;
+use crate::health::Health;
+use crate::telemetry::label;
+
+/// The body type of every response the proxy returns.
+pub type ProxyResponseBody = Either<ResponseBody, Full<Bytes>>;
+
+/// The pooled client to the upstream.
+pub type UpstreamClient = Client<HttpConnector, RequestBody>;
+
+/// Settings of the forward path, fixed at start.
+#[derive(Debug, Clone)]
+pub struct ForwardSettings {
+    pub upstream: http::Uri,
+    pub upstream_version: Version,
+    pub upstream_timeout: Duration,
+    pub max_body_bytes: u64,
+    pub forwarded_headers: bool,
+    pub model_type: &'static str,
+}
+
+/// Everything the forwarding service shares across requests.
+pub struct ProxyContext {
+    pub client: UpstreamClient,
+    pub settings: ForwardSettings,
+    pub metrics: Arc<RequestMetrics>,
+    pub stats: Arc<RequestStats>,
+    pub health: Arc<Health>,
+}
+
+/// Forwards one request. Never fails: problems become JSON answers.
+pub async fn forward(
+    context: Arc<ProxyContext>,
+    client_addr: SocketAddr,
+    connection: Arc<ConnActivity>,
+    mut request: Request<Incoming>,
+) -> Response<ProxyResponseBody> {
+    let started = Instant::now();
+    let route = label::route(request.uri().path());
+    let request_id = headers::client_request_id(request.headers())
+        .cloned()
+        .unwrap_or_else(headers::new_request_id);
+    let exchange = Arc::new(Exchange::new(started, route, context.settings.model_type));
+    let (in_flight, ambiguous_framing) = connection.request_started();
+    let mut guard = ExchangeGuard::new(
+        exchange.clone(),
+        context.metrics.clone(),
+        context.stats.clone(),
+        in_flight,
+    );
+
+    if let Err(error) = check_request(&context, &request, ambiguous_framing) {
+        return refuse(guard, error, &request_id);
+    }
+
+    let wants_upgrade = headers::is_upgrade(request.headers());
+    let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
+    let upstream_request = match upstream_request(
+        &context.settings,
+        client_addr,
+        request,
+        &request_id,
+        exchange.clone(),
+        wants_upgrade,
+    ) {
+        Ok(request) => request,
+        Err(error) => return refuse(guard, error, &request_id),
+    };
+
+    let sent = Instant::now();
+    let inbound_overhead = sent - started;
+    let answer = tokio::time::timeout(
+        context.settings.upstream_timeout,
+        context.client.request(upstream_request),
+    )
+    .await;
+    let head_arrived = Instant::now();
+    let response = match answer {
+        Err(_) => {
+            return refuse(
+                guard,
+                ProxyError::UpstreamTimeout(context.settings.upstream_timeout),
+                &request_id,
+            )
+        }
+        Ok(Err(error)) => {
+            let error = classify_client_error(&exchange, &context.settings, &error);
+            return refuse(guard, error, &request_id);
+        }
+        Ok(Ok(response)) => response,
+    };
+    guard
+        .metrics()
+        .time_to_first_byte(route, head_arrived - started);
+
+    let status = response.status();
+    guard.set_status(status.as_u16());
+    let outcome = if status.is_server_error() {
+        guard.error(ErrorKind::Upstream5xx);
+        Outcome::Error
+    } else {
+        Outcome::Success
+    };
+
+    let (mut parts, body) = response.into_parts();
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    headers::remove_hop_by_hop(&mut parts.headers, switching && wants_upgrade);
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), request_id.clone());
+
+    if switching {
+        let upstream_upgrade = hyper::upgrade::on(Response::from_parts(parts.clone(), ()));
+        match client_upgrade {
+            Some(client_upgrade) => {
+                upgrade::spawn_tunnel(client_upgrade, upstream_upgrade, request_id.clone())
+            }
+            None => {
+                return refuse(
+                    guard,
+                    ProxyError::Internal(
+                        "upstream switched protocols without an upgrade request".into(),
+                    ),
+                    &request_id,
+                )
+            }
+        }
+    }
+
+    let body = ResponseBody::new(
+        body,
+        guard_with_overhead(guard, inbound_overhead, head_arrived),
+        context.settings.upstream_timeout,
+        outcome,
+    );
+    Response::from_parts(parts, Either::Left(body))
+}
+
+/// Records the proxy's own time before the response head goes back.
+fn guard_with_overhead(
+    guard: ExchangeGuard,
+    inbound: Duration,
+    head_arrived: Instant,
+) -> ExchangeGuard {
+    let route = guard.exchange().route;
+    guard
+        .metrics()
+        .overhead(route, inbound + head_arrived.elapsed());
+    guard
+}
+
+/// Refusals decided from the request head alone.
+fn check_request(
+    context: &ProxyContext,
+    request: &Request<Incoming>,
+    ambiguous_on_wire: bool,
+) -> Result<(), ProxyError> {
+    if context.health.is_draining() {
+        return Err(ProxyError::Draining);
+    }
+    if ambiguous_on_wire || headers::has_ambiguous_framing(request.headers()) {
+        return Err(ProxyError::BadRequest(
+            "conflicting Content-Length / Transfer-Encoding framing is not forwarded (RFC 9112 section 6.3)",
+        ));
+    }
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared {
+        if length > context.settings.max_body_bytes {
+            return Err(ProxyError::TooLarge {
+                limit: context.settings.max_body_bytes,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the client's request into the upstream request.
+fn upstream_request(
+    settings: &ForwardSettings,
+    client_addr: SocketAddr,
+    request: Request<Incoming>,
+    request_id: &HeaderValue,
+    exchange: Arc<Exchange>,
+    wants_upgrade: bool,
+) -> Result<Request<RequestBody>, ProxyError> {
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let uri = super::upstream_uri(&settings.upstream, path_and_query)
+        .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
+    // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
+    if !parts.headers.contains_key(HOST) {
+        if let Some(authority) = parts.uri.authority() {
+            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(HOST, value);
+            }
+        }
+    }
+    parts.uri = uri;
+    parts.version = settings.upstream_version;
+    headers::remove_hop_by_hop(
+        &mut parts.headers,
+        wants_upgrade && settings.upstream_version == Version::HTTP_11,
+    );
+    if settings.forwarded_headers {
+        headers::add_forwarded(&mut parts.headers, client_addr.ip());
+    }
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), request_id.clone());
+    let body = RequestBody::new(body, exchange, settings.max_body_bytes);
+    Ok(Request::from_parts(parts, body))
+}
+
+fn classify_client_error(
+    exchange: &Exchange,
+    settings: &ForwardSettings,
+    error: &hyper_util::client::legacy::Error,
+) -> ProxyError {
+    if exchange.is_over_limit() {
+        return ProxyError::TooLarge {
+            limit: settings.max_body_bytes,
+        };
+    }
+    if exchange.client_body_failed() {
+        return ProxyError::BadRequest(
+            "the client's request body broke off before it was complete",
+        );
+    }
+    if let Some(io) = find_source::<std::io::Error>(error) {
+        if io.kind() == std::io::ErrorKind::TimedOut {
+            return ProxyError::UpstreamTimeout(settings.upstream_timeout);
+        }
+    }
+    ProxyError::UpstreamUnreachable(source_chain(error))
+}
+
+/// Answers a request with the proxy's own JSON error and records it.
+fn refuse(
+    mut guard: ExchangeGuard,
+    error: ProxyError,
+    request_id: &HeaderValue,
+) -> Response<ProxyResponseBody> {
+    let response = error.to_response(request_id);
+    guard.set_status(response.status().as_u16());
+    let body_len = response_len(&response);
+    guard.add_response_bytes(body_len);
+    let outcome = match &error {
+        ProxyError::UpstreamTimeout(_) => Outcome::Timeout,
+        _ => Outcome::Error,
+    };
+    if let Some(kind) = error.kind() {
+        guard.error(kind);
+    }
+    if matches!(
+        error,
+        ProxyError::BadRequest(_) | ProxyError::TooLarge { .. } | ProxyError::Draining
+    ) {
+        tracing::debug!(request_id = request_id.to_str().unwrap_or(""), %error, "request refused");
+    } else {
+        tracing::warn!(request_id = request_id.to_str().unwrap_or(""), %error, "request failed");
+    }
+    guard.finish(outcome);
+    response.map(Either::Right)
+}
+
+fn response_len(response: &Response<Full<Bytes>>) -> u64 {
+    http_body::Body::size_hint(response.body())
+        .exact()
+        .unwrap_or(0)
+}

@@ -1,0 +1,290 @@
+//! A watcher of HTTP/1.1 request framing on the raw client bytes.
+//!
+//! RFC 9112 §6.1: "A server MAY reject a request that contains both
+//! Content-Length and Transfer-Encoding or process such a request in
+//! accordance with the Transfer-Encoding alone." and §6.3: "Such a message
+//! might indicate an attempt to perform request smuggling (Section 11.2) or
+//! response splitting (Section 11.1) and ought to be handled as an error."
+//!
+//! hyper takes the second path: it drops Content-Length before the request
+//! reaches the service, so the service cannot see the conflict. This watcher
+//! reads the same bytes as hyper, follows the framing of each request (fixed
+//! length or chunked) to find the next head, and records the index of the
+//! first request whose head carried both fields. The forwarding service then
+//! answers that request 400 instead of forwarding it.
+//!
+//! It keeps only the bytes of the current head (bounded) and skips bodies by
+//! counting, so it costs O(head bytes) plus O(1) per body chunk.
+
+/// The byte string that opens an HTTP/2 connection with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+/// Where in the byte stream the watcher is.
+#[derive(Debug)]
+enum State {
+    /// Collecting a request head up to its blank line.
+    Head,
+    /// Skipping a body of known length.
+    Fixed(u64),
+    /// Reading a chunk-size line.
+    ChunkSize,
+    /// Skipping chunk data, then its CRLF.
+    ChunkData(u64),
+    ChunkDataEnd,
+    /// Reading trailer lines up to the blank line.
+    Trailers,
+    /// Not HTTP/1.1 requests any more (HTTP/2, an upgrade, or unparseable).
+    Off,
+}
+
+/// Follows request framing over the bytes a connection reads.
+#[derive(Debug)]
+pub struct FramingWatcher {
+    state: State,
+    line: Vec<u8>,
+    max_head: usize,
+    heads_seen: u64,
+    first_ambiguous: Option<u64>,
+}
+
+/// What the head of one request said about its body.
+struct HeadFraming {
+    content_length: Option<u64>,
+    chunked: bool,
+    has_transfer_encoding: bool,
+    has_content_length: bool,
+    upgrade: bool,
+}
+
+impl FramingWatcher {
+    pub fn new(max_head: usize) -> Self {
+        Self {
+            state: State::Head,
+            line: Vec::new(),
+            max_head,
+            heads_seen: 0,
+            first_ambiguous: None,
+        }
+    }
+
+    /// Index (0-based, in arrival order) of the first request on this
+    /// connection whose head had both Content-Length and Transfer-Encoding.
+    pub fn first_ambiguous(&self) -> Option<u64> {
+        self.first_ambiguous
+    }
+
+    pub fn is_off(&self) -> bool {
+        matches!(self.state, State::Off)
+    }
+
+    /// Feeds bytes as they were read from the client.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            data = match self.state {
+                State::Off => return,
+                State::Fixed(left) => {
+                    let take = left.min(data.len() as u64);
+                    self.state = if take == left {
+                        State::Head
+                    } else {
+                        State::Fixed(left - take)
+                    };
+                    &data[take as usize..]
+                }
+                State::ChunkData(left) => {
+                    let take = left.min(data.len() as u64);
+                    self.state = if take == left {
+                        State::ChunkDataEnd
+                    } else {
+                        State::ChunkData(left - take)
+                    };
+                    &data[take as usize..]
+                }
+                State::ChunkDataEnd => match data.iter().position(|&b| b == b'\n') {
+                    Some(end) => {
+                        self.state = State::ChunkSize;
+                        &data[end + 1..]
+                    }
+                    None => &[],
+                },
+                State::Head | State::ChunkSize | State::Trailers => self.collect(data),
+            };
+        }
+    }
+
+    /// Collects line-oriented bytes (heads, chunk sizes, trailers).
+    fn collect<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
+        if matches!(self.state, State::Head) && self.line.is_empty() && data.starts_with(H2_PREFACE)
+        {
+            self.turn_off();
+            return &[];
+        }
+        let limit = if matches!(self.state, State::ChunkSize) {
+            1024
+        } else {
+            self.max_head
+        };
+        let Some(newline) = data.iter().position(|&b| b == b'\n') else {
+            self.line.extend_from_slice(data);
+            if self.line.len() > limit {
+                self.turn_off();
+            }
+            return &[];
+        };
+        self.line.extend_from_slice(&data[..=newline]);
+        if self.line.len() > limit {
+            self.turn_off();
+            return &[];
+        }
+        let rest = &data[newline + 1..];
+        match self.state {
+            State::ChunkSize => {
+                let size = parse_chunk_size(&self.line);
+                self.line.clear();
+                self.state = match size {
+                    Some(0) => State::Trailers,
+                    Some(n) => State::ChunkData(n),
+                    None => State::Off,
+                };
+            }
+            State::Trailers => {
+                if is_blank_line(&self.line) {
+                    self.state = State::Head;
+                }
+                self.line.clear();
+            }
+            _ => {
+                // A head ends at its first blank line; leading blank lines are ignored (RFC 9112 §2.2).
+                if self.line.ends_with(b"\r\n\r\n") || self.line.ends_with(b"\n\n") {
+                    self.finish_head();
+                } else if is_blank_line(&self.line) {
+                    self.line.clear();
+                }
+            }
+        }
+        rest
+    }
+
+    fn finish_head(&mut self) {
+        let framing = parse_head(&self.line);
+        self.line.clear();
+        let index = self.heads_seen;
+        self.heads_seen += 1;
+        if framing.has_content_length
+            && framing.has_transfer_encoding
+            && self.first_ambiguous.is_none()
+        {
+            self.first_ambiguous = Some(index);
+        }
+        self.state = if framing.upgrade {
+            State::Off
+        } else if framing.has_transfer_encoding {
+            if framing.chunked {
+                State::ChunkSize
+            } else {
+                State::Off
+            }
+        } else {
+            match framing.content_length {
+                Some(0) | None => State::Head,
+                Some(n) => State::Fixed(n),
+            }
+        };
+    }
+
+    fn turn_off(&mut self) {
+        self.state = State::Off;
+        self.line = Vec::new();
+    }
+}
+
+fn is_blank_line(line: &[u8]) -> bool {
+    line == b"\r\n" || line == b"\n"
+}
+
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(line).ok()?;
+    let digits = text.split(';').next()?.trim();
+    u64::from_str_radix(digits, 16).ok()
+}
+
+fn parse_head(head: &[u8]) -> HeadFraming {
+    let mut framing = HeadFraming {
+        content_length: None,
+        chunked: false,
+        has_transfer_encoding: false,
+        has_content_length: false,
+        upgrade: false,
+    };
+    let text = String::from_utf8_lossy(head);
+    for line in text.lines().skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            framing.has_content_length = true;
+            framing.content_length = value.parse().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            framing.has_transfer_encoding = true;
+            framing.chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            framing.upgrade = true;
+        }
+    }
+    framing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch_in_pieces(bytes: &[u8], piece: usize) -> FramingWatcher {
+        let mut watcher = FramingWatcher::new(65536);
+        for chunk in bytes.chunks(piece.max(1)) {
+            watcher.feed(chunk);
+        }
+        watcher
+    }
+
+    #[test]
+    fn finds_the_conflicting_request_however_the_bytes_are_split() {
+        let stream: &[u8] = b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\nPOST /d HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        for piece in 1..stream.len() {
+            let watcher = watch_in_pieces(stream, piece);
+            assert_eq!(
+                watcher.first_ambiguous(),
+                Some(3),
+                "split every {piece} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn clean_streams_raise_nothing() {
+        let stream: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 48\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(watch_in_pieces(stream, 7).first_ambiguous(), None);
+    }
+
+    #[test]
+    fn http2_and_upgrades_switch_it_off() {
+        let watcher = watch_in_pieces(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 100);
+        assert!(watcher.is_off());
+        let watcher = watch_in_pieces(
+            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x05hello",
+            100,
+        );
+        assert!(watcher.is_off());
+    }
+
+    #[test]
+    fn oversized_heads_switch_it_off() {
+        let mut watcher = FramingWatcher::new(64);
+        watcher.feed(&[b'a'; 100]);
+        assert!(watcher.is_off());
+    }
+}

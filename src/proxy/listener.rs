@@ -1,0 +1,237 @@
+//! The client-facing listener: accepts connections within the connection
+//! limit, serves HTTP/1.1 (keep-alive, upgrades) and HTTP/2 with prior
+//! knowledge on the same port, enforces the header and idle limits, and drains
+//! gracefully on shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use super::activity::{self, ConnActivity, TrackedIo};
+use super::error::{find_source, json_error};
+use super::forward::{forward, ProxyContext};
+use crate::shutdown::ShutdownSignal;
+use crate::telemetry;
+
+/// Limits of the client side.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub drain_timeout: Duration,
+}
+
+/// Smallest read buffer hyper accepts; the header limit cannot go below it.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// Accepts and serves client connections until shutdown, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    context: Arc<ProxyContext>,
+    settings: ListenerSettings,
+    mut shutdown: ShutdownSignal,
+) {
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    let builder = connection_builder(&settings);
+    let open = metrics::gauge!(telemetry::CONNECTIONS_OPEN);
+    open.set(0.0);
+    let accepted = metrics::counter!(telemetry::CONNECTIONS, "outcome" => "accepted");
+    let refused = metrics::counter!(telemetry::CONNECTIONS, "outcome" => "refused_limit");
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            result = listener.accept() => match result {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.recv() => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refused.increment(1);
+            drop(stream);
+            continue;
+        };
+        accepted.increment(1);
+        open.increment(1.0);
+        context
+            .stats
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+
+        let activity = ConnActivity::new();
+        let service = client_service(context.clone(), peer, activity.clone());
+        let io = TokioIo::new(TrackedIo::new(
+            stream,
+            activity.clone(),
+            settings.max_header_bytes.max(MIN_HEADER_BYTES),
+        ));
+        let connection = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned(),
+        );
+        let idle_timeout = settings.idle_timeout;
+        let open = open.clone();
+        let context = context.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        record_connection_error(&*error);
+                    }
+                }
+                _ = activity::idle(activity, idle_timeout) => {
+                    tracing::trace!(%peer, "closing idle connection");
+                }
+            }
+            open.decrement(1.0);
+            context
+                .stats
+                .connections_open
+                .fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+
+    // Stop accepting: new connections are refused from here on.
+    drop(listener);
+    tracing::info!(drain_timeout = ?settings.drain_timeout, "draining in-flight requests");
+    if tokio::time::timeout(settings.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; closing the remaining connections");
+    }
+}
+
+fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes.max(MIN_HEADER_BYTES))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+type ClientService =
+    TowerToHyperService<tower_http::catch_panic::CatchPanic<ForwardService, PanicResponse>>;
+
+/// The forwarding service of one client connection.
+#[derive(Clone)]
+struct ForwardService {
+    context: Arc<ProxyContext>,
+    peer: SocketAddr,
+    activity: Arc<ConnActivity>,
+}
+
+type ForwardFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<Response<super::forward::ProxyResponseBody>, Infallible>,
+            > + Send,
+    >,
+>;
+
+impl tower::Service<http::Request<hyper::body::Incoming>> for ForwardService {
+    type Response = Response<super::forward::ProxyResponseBody>;
+    type Error = Infallible;
+    type Future = ForwardFuture;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> ForwardFuture {
+        let context = self.context.clone();
+        let activity = self.activity.clone();
+        let peer = self.peer;
+        Box::pin(async move { Ok(forward(context, peer, activity, request).await) })
+    }
+}
+
+fn client_service(
+    context: Arc<ProxyContext>,
+    peer: SocketAddr,
+    activity: Arc<ConnActivity>,
+) -> ClientService {
+    let service = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(PanicResponse))
+        .service(ForwardService {
+            context,
+            peer,
+            activity,
+        });
+    TowerToHyperService::new(service)
+}
+
+/// The answer when request handling panicked: a 500, and the process lives on.
+#[derive(Debug, Clone, Copy)]
+struct PanicResponse;
+
+impl tower_http::catch_panic::ResponseForPanic for PanicResponse {
+    type ResponseBody = Full<Bytes>;
+
+    fn response_for_panic(
+        &mut self,
+        panic: Box<dyn std::any::Any + Send + 'static>,
+    ) -> Response<Full<Bytes>> {
+        let detail = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        tracing::error!(%detail, "request handler panicked");
+        json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "proxy_error",
+            "the proxy failed while handling this request",
+            &http::HeaderValue::from_static(""),
+        )
+    }
+}
+
+fn record_connection_error(error: &(dyn std::error::Error + Send + Sync + 'static)) {
+    let kind = match find_source::<hyper::Error>(error) {
+        Some(e) if e.is_timeout() => "header_timeout",
+        Some(e) if e.is_parse_too_large() => "header_too_large",
+        Some(e) if e.is_parse() || e.is_parse_status() => "protocol",
+        _ => "io",
+    };
+    if matches!(kind, "header_too_large" | "protocol") {
+        metrics::counter!(telemetry::REQUEST_ERRORS, "kind" => "bad_request").increment(1);
+    }
+    metrics::counter!(telemetry::CONNECTION_ERRORS, "kind" => kind).increment(1);
+    tracing::debug!(kind, error = %error, "client connection ended with an error");
+}

@@ -1,0 +1,169 @@
+//! Recording of the per-request metrics.
+//!
+//! Looking a labelled series up in the global registry builds a key and hashes
+//! it on every call; the forward path instead keeps the handles it has already
+//! resolved in small caches keyed by the (static, closed-set) label values, so
+//! recording a request costs a read lock and a few atomic updates.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
+
+use super::error::ErrorKind;
+use crate::telemetry::{self, label};
+
+/// Resolved handles of one label combination, created on first use.
+struct HandleCache<K, H> {
+    handles: RwLock<HashMap<K, H>>,
+}
+
+impl<K: Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
+    fn new() -> Self {
+        Self {
+            handles: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: K, make: impl FnOnce() -> H) -> H {
+        if let Ok(handles) = self.handles.read() {
+            if let Some(handle) = handles.get(&key) {
+                return handle.clone();
+            }
+        }
+        let handle = make();
+        if let Ok(mut handles) = self.handles.write() {
+            handles.entry(key).or_insert_with(|| handle.clone());
+        }
+        handle
+    }
+}
+
+/// The `status` label of `magma_request_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The response (status below 500) was delivered completely.
+    Success,
+    /// A 5xx from the upstream or the proxy, or a body that broke mid-stream.
+    Error,
+    /// The upstream did not answer in time (504).
+    Timeout,
+    /// The client went away before the response was complete.
+    Cancelled,
+}
+
+impl Outcome {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Everything known about a finished exchange.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub model_type: &'static str,
+    pub route: &'static str,
+    pub status: u16,
+    pub outcome: Outcome,
+    pub modality: &'static str,
+    pub task: &'static str,
+    pub duration: Duration,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+}
+
+/// The request metrics with their handle caches.
+pub struct RequestMetrics {
+    in_flight: Gauge,
+    duration: HandleCache<(&'static str, Outcome, &'static str, &'static str), Histogram>,
+    requests: HandleCache<(&'static str, &'static str, &'static str), Counter>,
+    errors: HandleCache<&'static str, Counter>,
+    by_route: HandleCache<(&'static str, &'static str), Histogram>,
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestMetrics {
+    /// Must be created after the recorder is installed.
+    pub fn new() -> Self {
+        let metrics = Self {
+            in_flight: metrics::gauge!(telemetry::REQUESTS_IN_FLIGHT),
+            duration: HandleCache::new(),
+            requests: HandleCache::new(),
+            errors: HandleCache::new(),
+            by_route: HandleCache::new(),
+        };
+        metrics.in_flight.set(0.0);
+        metrics
+    }
+
+    pub fn started(&self) {
+        self.in_flight.increment(1.0);
+    }
+
+    pub fn error(&self, kind: ErrorKind) {
+        let label = kind.label();
+        self.errors
+            .get(
+                label,
+                || metrics::counter!(telemetry::REQUEST_ERRORS, "kind" => label),
+            )
+            .increment(1);
+    }
+
+    pub fn time_to_first_byte(&self, route: &'static str, elapsed: Duration) {
+        self.route_histogram(telemetry::TIME_TO_FIRST_BYTE, route)
+            .record(elapsed.as_secs_f64());
+    }
+
+    pub fn overhead(&self, route: &'static str, elapsed: Duration) {
+        self.route_histogram(telemetry::PROXY_OVERHEAD, route)
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Records a finished exchange and lowers the in-flight gauge.
+    pub fn finished(&self, done: &Finished) {
+        self.in_flight.decrement(1.0);
+        let key = (done.model_type, done.outcome, done.modality, done.task);
+        self.duration
+            .get(key, || {
+                metrics::histogram!(
+                    telemetry::REQUEST_DURATION,
+                    "model_type" => key.0,
+                    "status" => key.1.label(),
+                    "modality" => key.2,
+                    "task" => key.3
+                )
+            })
+            .record(done.duration.as_secs_f64());
+        let code = label::code_class(done.status);
+        let key = (done.model_type, done.route, code);
+        self.requests
+            .get(key, || {
+                metrics::counter!(telemetry::REQUESTS, "model_type" => key.0, "route" => key.1, "code" => key.2)
+            })
+            .increment(1);
+        self.route_histogram(telemetry::REQUEST_SIZE, done.route)
+            .record(done.request_bytes as f64);
+        self.route_histogram(telemetry::RESPONSE_SIZE, done.route)
+            .record(done.response_bytes as f64);
+    }
+
+    fn route_histogram(&self, name: &'static str, route: &'static str) -> Histogram {
+        self.by_route.get(
+            (name, route),
+            || metrics::histogram!(name, "route" => route),
+        )
+    }
+}

@@ -1,0 +1,777 @@
+//! The proxy core against real loopback upstreams, through the real binary.
+
+mod harness;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use harness::*;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::{Request, Response};
+use tokio::sync::Notify;
+
+/// What the upstream saw of each request.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+struct Model {
+    upstream: Upstream,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    release_sse: Arc<Notify>,
+}
+
+impl Model {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A model-server stand-in with one route per behaviour under test.
+fn model() -> Model {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let release_sse = Arc::new(Notify::new());
+    let (seen2, release2) = (seen.clone(), release_sse.clone());
+    let upstream = Upstream::start(move |request: Request<hyper::body::Incoming>| {
+        let seen = seen2.clone();
+        let release = release2.clone();
+        async move {
+            let path = request.uri().path().to_owned();
+            if path == "/ws" {
+                return websocket_echo(request);
+            }
+            if path == "/health" {
+                return response(200, r#"{"status":"healthy","model_loaded":true}"#);
+            }
+            let headers = request
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let (_, body) = request.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes().to_vec())
+                .unwrap_or_default();
+            seen.lock().unwrap().push(Seen {
+                path: path.clone(),
+                headers,
+                body: body.clone(),
+            });
+            match path.as_str() {
+                "/echo" | "/predict" => response(200, body),
+                "/cookies" => Response::builder()
+                    .header("set-cookie", "a=1")
+                    .header("set-cookie", "b=2")
+                    .header("connection", "x-internal")
+                    .header("x-internal", "secret")
+                    .header("keep-alive", "timeout=5")
+                    .body(full("cookies"))
+                    .unwrap(),
+                "/sse" => {
+                    let stream = futures_util::stream::unfold(0u8, move |step| {
+                        let release = release.clone();
+                        async move {
+                            match step {
+                                0 => Some((Ok(Frame::data(Bytes::from("data: first\n\n"))), 1)),
+                                1 => {
+                                    release.notified().await;
+                                    Some((Ok(Frame::data(Bytes::from("data: [DONE]\n\n"))), 2))
+                                }
+                                _ => None,
+                            }
+                        }
+                    });
+                    Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(BodyExt::boxed(StreamBody::new(stream)))
+                        .unwrap()
+                }
+                "/hang" => {
+                    std::future::pending::<()>().await;
+                    unreachable!()
+                }
+                "/slow" => {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    response(200, "slow done")
+                }
+                p if p.starts_with("/status/") => {
+                    let code: u16 = p["/status/".len()..].parse().unwrap_or(500);
+                    Response::builder()
+                        .status(code)
+                        .header("content-type", "application/json")
+                        .body(full(format!("{{\"detail\":\"upstream said {code}\"}}")))
+                        .unwrap()
+                }
+                _ => response(404, "no such route"),
+            }
+        }
+    });
+    Model {
+        upstream,
+        seen,
+        release_sse,
+    }
+}
+
+fn websocket_echo(mut request: Request<hyper::body::Incoming>) -> Response<TestBody> {
+    let key = request.headers().get("sec-websocket-key").cloned();
+    let Some(key) = key else {
+        return response(400, "not a websocket");
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(message)) = socket.next().await {
+            if message.is_close() || socket.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(101)
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .header("sec-websocket-accept", accept)
+        .body(full(Bytes::new()))
+        .unwrap()
+}
+
+fn post(sidecar: &Sidecar, path: &str, body: &[u8], extra_headers: &str) -> (u16, String, Vec<u8>) {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: model.test\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    split_response(&raw_exchange(sidecar.proxy, &request))
+}
+
+fn get(sidecar: &Sidecar, path: &str) -> (u16, String, Vec<u8>) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: model.test\r\nConnection: close\r\n\r\n");
+    split_response(&raw_exchange(sidecar.proxy, request.as_bytes()))
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[test]
+fn bodies_pass_byte_for_byte_both_ways() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let mut big = vec![0u8; 5 * 1024 * 1024];
+    let mut state = 0x1234_5678_u32;
+    for byte in big.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        *byte = state as u8;
+    }
+    for body in [Vec::new(), vec![0u8], big] {
+        let (status, _, echoed) = post(
+            &sidecar,
+            "/echo",
+            &body,
+            "Content-Type: application/octet-stream\r\n",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(echoed.len(), body.len());
+        assert!(
+            echoed == body,
+            "body of {} bytes changed on the way",
+            body.len()
+        );
+        assert!(
+            model.seen().last().unwrap().body == body,
+            "upstream got other bytes"
+        );
+    }
+
+    // A chunked upload arrives whole and unchanged.
+    let request = b"POST /echo HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+    let (status, _, echoed) = split_response(&raw_exchange(sidecar.proxy, request));
+    assert_eq!(status, 200);
+    assert_eq!(echoed, b"hello, world");
+    assert_eq!(model.seen().last().unwrap().body, b"hello, world");
+}
+
+#[test]
+fn server_sent_events_flow_chunk_by_chunk() {
+    use std::io::{Read, Write};
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let mut stream = std::net::TcpStream::connect(sidecar.proxy).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /sse HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // The first event must arrive while the upstream still holds the stream open.
+    while !String::from_utf8_lossy(&received).contains("data: first") {
+        let n = stream
+            .read(&mut buffer)
+            .expect("first event did not arrive while the stream was open");
+        assert!(n > 0, "stream closed before the first event");
+        received.extend_from_slice(&buffer[..n]);
+    }
+    assert!(!String::from_utf8_lossy(&received).contains("[DONE]"));
+    model.release_sse.notify_one();
+    let _ = stream.read_to_end(&mut received);
+    let (status, head, body) = split_response(&received);
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "content-type"), ["text/event-stream"]);
+    assert_eq!(body, b"data: first\n\ndata: [DONE]\n\n");
+}
+
+#[test]
+fn headers_repeated_kept_hop_by_hop_removed() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let (status, _, _) = post(
+        &sidecar,
+        "/echo",
+        b"x",
+        "X-Multi: one\r\nX-Multi: two\r\nConnection: X-Private, keep-alive\r\nX-Private: hide\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers, deflate\r\nX-Forwarded-For: 10.1.2.3\r\n",
+    );
+    assert_eq!(status, 200);
+    let seen = model.seen().pop().unwrap();
+    let values = |name: &str| -> Vec<String> {
+        seen.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(values("x-multi"), ["one", "two"]);
+    assert_eq!(values("host"), ["model.test"], "Host must be kept");
+    for gone in ["x-private", "keep-alive", "proxy-connection", "upgrade"] {
+        assert!(values(gone).is_empty(), "{gone} reached the upstream");
+    }
+    assert_eq!(values("te"), ["trailers"]);
+    assert_eq!(values("x-forwarded-for"), ["10.1.2.3, 127.0.0.1"]);
+    assert_eq!(values("x-forwarded-proto"), ["http"]);
+    assert_eq!(values("x-request-id").len(), 1);
+
+    let (status, head, body) = get(&sidecar, "/cookies");
+    assert_eq!(status, 200);
+    assert_eq!(body, b"cookies");
+    assert_eq!(header(&head, "set-cookie"), ["a=1", "b=2"]);
+    assert!(
+        header(&head, "x-internal").is_empty(),
+        "a field named by Connection reached the client"
+    );
+    assert!(header(&head, "keep-alive").is_empty());
+}
+
+#[test]
+fn forwarded_headers_can_be_turned_off() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &["--no-forwarded-headers"]);
+    assert_eq!(post(&sidecar, "/echo", b"x", "").0, 200);
+    let seen = model.seen().pop().unwrap();
+    assert!(!seen
+        .headers
+        .iter()
+        .any(|(k, _)| k.starts_with("x-forwarded")));
+}
+
+#[test]
+fn request_ids_are_kept_or_generated() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let (_, head, _) = post(&sidecar, "/echo", b"x", "X-Request-Id: client-id-42\r\n");
+    assert_eq!(header(&head, "x-request-id"), ["client-id-42"]);
+    let upstream_ids: Vec<String> = model
+        .seen()
+        .pop()
+        .unwrap()
+        .headers
+        .into_iter()
+        .filter(|(k, _)| k == "x-request-id")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(upstream_ids, ["client-id-42"]);
+
+    let (_, head, _) = post(
+        &sidecar,
+        "/echo",
+        b"x",
+        "X-Request-Id: bad id with spaces\r\n",
+    );
+    let generated = header(&head, "x-request-id");
+    assert_eq!(generated.len(), 1);
+    assert_eq!(generated[0].len(), 32);
+    assert!(generated[0].bytes().all(|b| b.is_ascii_hexdigit()));
+}
+
+#[test]
+fn upstream_errors_pass_through_untouched() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    for code in [422u16, 500, 503] {
+        let (status, head, body) = post(&sidecar, &format!("/status/{code}"), b"{}", "");
+        assert_eq!(status, code);
+        assert_eq!(
+            body,
+            format!("{{\"detail\":\"upstream said {code}\"}}").as_bytes()
+        );
+        assert_eq!(header(&head, "content-type"), ["application/json"]);
+    }
+    let metrics = sidecar.metrics();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_request_errors_total{kind="upstream_5xx"}"#
+        ),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn dead_upstream_gives_502_with_a_reason_at_once() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let sidecar = Sidecar::start(&dead, &[]);
+    let started = Instant::now();
+    let (status, head, body) = post(&sidecar, "/predict", b"{}", "X-Request-Id: r-502\r\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "502 took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, 502);
+    assert_eq!(header(&head, "content-type"), ["application/json"]);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "upstream_unreachable");
+    assert_eq!(json["request_id"], "r-502");
+    assert!(
+        json["detail"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("refused"),
+        "{json}"
+    );
+    let metrics = sidecar.metrics();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_request_errors_total{kind="upstream_unreachable"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(metric_value(&metrics, "magma_upstream_up"), Some(0.0));
+    assert_eq!(sidecar.admin_get("/readyz").0, 503);
+}
+
+#[test]
+fn hung_upstream_gives_504() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &["--upstream-timeout", "300ms"]);
+    let (status, _, body) = get(&sidecar, "/hang");
+    assert_eq!(status, 504);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "upstream_timeout");
+    let metrics = sidecar.metrics();
+    assert_eq!(
+        metric_value(&metrics, r#"magma_request_errors_total{kind="timeout"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_request_duration_seconds_count{model_type="magma-8b",status="timeout",modality="unknown",task="unknown"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn oversized_bodies_get_413_and_never_reach_the_upstream() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &["--max-body-bytes", "1KiB"]);
+    let (status, _, body) = post(&sidecar, "/predict", &[b'a'; 2048], "");
+    assert_eq!(status, 413);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "request_too_large");
+    assert!(model.seen().is_empty());
+
+    // Chunked: no length up front, the limit trips while streaming.
+    let mut request = b"POST /predict HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..4 {
+        request.extend_from_slice(b"200\r\n");
+        request.extend_from_slice(&[b'b'; 512]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let (status, _, _) = split_response(&raw_exchange(sidecar.proxy, &request));
+    assert_eq!(status, 413);
+    let metrics = sidecar.metrics();
+    assert_eq!(
+        metric_value(&metrics, r#"magma_request_errors_total{kind="too_large"}"#),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn smuggling_attempts_get_400_and_are_not_forwarded() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let attempts: [&[u8]; 3] = [
+        b"POST /predict HTTP/1.1\r\nHost: m\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: m\r\n\r\n",
+        b"POST /predict HTTP/1.1\r\nHost: m\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        b"POST /predict HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: gzip\r\n\r\nabcd",
+    ];
+    for attempt in attempts {
+        let (status, head, body) = split_response(&raw_exchange(sidecar.proxy, attempt));
+        assert_eq!(
+            status,
+            400,
+            "{}\n{head}\n{}",
+            String::from_utf8_lossy(attempt),
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert!(
+        model.seen().is_empty(),
+        "a smuggling attempt reached the upstream: {:?}",
+        model.seen()
+    );
+    let metrics = sidecar.metrics();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_request_errors_total{kind="bad_request"}"#
+        ),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn oversized_headers_are_refused_and_counted() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &["--max-header-bytes", "8KiB"]);
+    let request = format!(
+        "GET /echo HTTP/1.1\r\nHost: m\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let (status, _, _) = split_response(&raw_exchange(sidecar.proxy, request.as_bytes()));
+    assert_eq!(status, 431);
+    assert!(model.seen().is_empty());
+    let metrics = sidecar.metrics();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_connection_errors_total{kind="header_too_large"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn connection_limit_refuses_and_counts() {
+    use std::io::Read;
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &["--max-connections", "2"]);
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(sidecar.proxy).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(sidecar.proxy).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buffer = [0u8; 16];
+    let read = third.read(&mut buffer);
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the connection over the limit was served"
+    );
+    let metrics = sidecar.metrics();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_connections_total{outcome="refused_limit"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(metric_value(&metrics, "magma_connections_open"), Some(2.0));
+    drop(held);
+}
+
+#[test]
+fn websocket_echo_through_the_proxy() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (mut socket, response) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws", sidecar.proxy))
+                .await
+                .unwrap();
+        assert_eq!(response.status(), 101);
+        for text in ["hello", "second message"] {
+            socket
+                .send(tokio_tungstenite::tungstenite::Message::text(text))
+                .await
+                .unwrap();
+            let echoed = socket.next().await.unwrap().unwrap();
+            assert_eq!(echoed.into_text().unwrap().as_str(), text);
+        }
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::binary(vec![
+                0u8, 1, 2, 255,
+            ]))
+            .await
+            .unwrap();
+        let echoed = socket.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_data().as_ref(), &[0u8, 1, 2, 255]);
+        let _ = socket.close(None).await;
+    });
+}
+
+#[test]
+fn http2_prior_knowledge_both_sides() {
+    let model = model();
+    for upstream_protocol in ["http1", "h2c"] {
+        let sidecar = Sidecar::start(
+            &model.upstream.url(),
+            &["--upstream-protocol", upstream_protocol],
+        );
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .http2_only(true)
+                    .build_http::<http_body_util::Full<Bytes>>();
+            let request = Request::post(sidecar.url("/echo"))
+                .body(http_body_util::Full::new(Bytes::from_static(b"over h2")))
+                .unwrap();
+            let response = client.request(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.version(), http::Version::HTTP_2);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body.as_ref(), b"over h2");
+        });
+        let seen = model.seen().pop().unwrap();
+        assert!(
+            seen.headers
+                .iter()
+                .any(|(k, v)| k == "host" && v == &sidecar.proxy.to_string()),
+            "{:?}",
+            seen.headers
+        );
+    }
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits() {
+    let model = model();
+    let mut sidecar = Sidecar::start(&model.upstream.url(), &["--drain-timeout", "10s"]);
+    sidecar.wait_ready(200);
+    let proxy = sidecar.proxy;
+    let slow = std::thread::spawn(move || {
+        split_response(&raw_exchange(
+            proxy,
+            b"GET /slow HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
+        ))
+    });
+    // Wait until the slow request is in flight at the upstream.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !model.seen().iter().any(|s| s.path == "/slow") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sidecar.sigterm();
+    sidecar.wait_ready(503);
+    // The listener is closed: new connections are refused.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(proxy).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener still accepts after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, _, body) = slow.join().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, b"slow done");
+    assert_eq!(sidecar.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn metrics_count_a_known_sequence_exactly() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    for _ in 0..3 {
+        assert_eq!(
+            post(&sidecar, "/predict", b"{\"prompt\":\"hi\"}", "").0,
+            200
+        );
+    }
+    assert_eq!(post(&sidecar, "/status/500", b"{}", "").0, 500);
+    assert_eq!(get(&sidecar, "/nowhere").0, 404);
+    let metrics = sidecar.metrics();
+    let value = |series: &str| metric_value(&metrics, series);
+    assert_eq!(
+        value(r#"magma_requests_total{model_type="magma-8b",route="/predict",code="2xx"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(r#"magma_requests_total{model_type="magma-8b",route="other",code="5xx"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"magma_requests_total{model_type="magma-8b",route="other",code="4xx"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"magma_request_errors_total{kind="upstream_5xx"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            r#"magma_request_duration_seconds_count{model_type="magma-8b",status="success",modality="unknown",task="unknown"}"#
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(
+            r#"magma_request_duration_seconds_count{model_type="magma-8b",status="error",modality="unknown",task="unknown"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            r#"magma_request_duration_seconds_bucket{model_type="magma-8b",status="success",modality="unknown",task="unknown",le="2"}"#
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(r#"magma_request_size_bytes_sum{route="/predict"}"#),
+        Some(45.0)
+    );
+    assert_eq!(
+        value(r#"magma_response_size_bytes_sum{route="/predict"}"#),
+        Some(45.0)
+    );
+    assert_eq!(
+        value(r#"magma_time_to_first_byte_seconds_count{route="/predict"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(r#"magma_proxy_overhead_seconds_count{route="/predict"}"#),
+        Some(3.0)
+    );
+    assert_eq!(value("magma_requests_in_flight"), Some(0.0));
+    let status: serde_json::Value =
+        serde_json::from_str(&sidecar.admin_get("/api/status").1).unwrap();
+    assert_eq!(status["requests"]["total"], 5);
+    assert_eq!(status["requests"]["errors"], 1);
+}
+
+#[test]
+fn metrics_pass_promtool() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    sidecar.wait_ready(200);
+    assert_eq!(post(&sidecar, "/predict", b"{}", "").0, 200);
+    assert_eq!(post(&sidecar, "/status/503", b"{}", "").0, 503);
+    let metrics = sidecar.metrics();
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by scripts/install-system-packages.sh");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && findings.trim().is_empty(),
+        "promtool findings:\n{findings}"
+    );
+}
+
+#[test]
+fn admin_routes_answer() {
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    assert_eq!(sidecar.admin_get("/healthz").0, 200);
+    sidecar.wait_ready(200);
+    let (status, body) = sidecar.admin_get("/api/status");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["upstream"]["health"]["upstream_up"], true);
+    let (status, body) = sidecar.admin_get("/nope");
+    assert_eq!(status, 404);
+    assert!(body.contains("not_found"));
+}
+
+#[test]
+fn bad_flags_fail_at_start_with_one_line() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_magma-monitor"))
+        .args(["--upstream-timeout", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--upstream-timeout"), "{stderr}");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_magma-monitor"))
+        .args([
+            "--max-connections",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr)
+            .trim()
+            .lines()
+            .count(),
+        1
+    );
+}
