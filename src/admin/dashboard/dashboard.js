@@ -146,7 +146,12 @@ class Chart {
     const opt = this.options;
     const left = 52, right = 10, top = 8, bottom = 20;
     const plotW = width - left - right, plotH = height - top - bottom;
-    const t1 = this.now, t0 = t1 - state.rangeSeconds * 1000;
+    // The x axis spans the chosen window, or less while the history is
+    // shorter (at least 30 s), so a fresh start fills the chart.
+    const t1 = this.now;
+    const first = state.points.length ? state.points[0].t : t1;
+    const span = Math.min(state.rangeSeconds * 1000, Math.max(30000, t1 - first));
+    const t0 = t1 - span;
 
     // Values as drawn (stacked areas add up the series below).
     const drawn = [];
@@ -203,6 +208,7 @@ class Chart {
     ctx.textBaseline = "top";
     for (let i = 0; i <= 4; i++) {
       const t = t0 + (i / 4) * (t1 - t0);
+      ctx.textAlign = i === 0 ? "left" : i === 4 ? "right" : "center";
       ctx.fillText(fmtClock(t), x(t), top + plotH + 4);
     }
 
@@ -221,9 +227,10 @@ class Chart {
       ctx.fillText(th.label, left + 4, yy - 2);
     }
 
-    // The series, bottom of the stack first.
-    ctx.lineWidth = 1.6;
-    for (const d of drawn) {
+    // Stacks bottom first; plain lines last first, so the first series
+    // (p50, requests/s) stays on top where lines cross.
+    ctx.lineWidth = 2;
+    for (const d of opt.stacked ? drawn : drawn.slice().reverse()) {
       ctx.strokeStyle = d.s.color;
       ctx.fillStyle = d.s.color + "55";
       let started = false, lastX = null;
@@ -298,7 +305,8 @@ function breakdown(key) {
 }
 
 function renderCharts() {
-  const now = state.points.length ? Math.max(Date.now(), state.points[state.points.length - 1].t) : Date.now();
+  // The server's clock, not the browser's: the two may differ.
+  const now = state.points.length ? state.points[state.points.length - 1].t : Date.now();
   const c = state.charts;
   c.latency.update([
     { name: "p50", color: COLORS[0], values: column("latency_p50_seconds") },
