@@ -162,7 +162,11 @@ async fn health_and_predict_answer_like_magma() {
     assert_eq!((normalized.len(), delta.len()), (7, 7));
     assert!(normalized.iter().all(|v| (-1.0..=1.0).contains(v)));
     assert!(delta[..3].iter().all(|v| v.abs() <= 0.05), "{delta:?}");
-    assert!(delta[3..6].iter().all(|v| v.abs() <= 3.14), "{delta:?}");
+    let angle_bound = magma_monitor::demo::sim::answers::DELTA_ANGLE;
+    assert!(
+        delta[3..6].iter().all(|v| v.abs() <= angle_bound),
+        "{delta:?}"
+    );
     assert!((0.0..=1.0).contains(&delta[6]));
     assert!(answer["text_response"]
         .as_str()

@@ -212,7 +212,12 @@ pub fn status_line(
 pub struct Detections {
     pub events: Vec<Detection>,
     seen: BTreeSet<(usize, String)>,
+    /// p95 latencies seen during the first phase (the baseline), bounded.
+    baseline_p95: Vec<f64>,
 }
+
+/// Most baseline observations kept.
+const MAX_BASELINE: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct Detection {
@@ -226,28 +231,49 @@ const MAX_EVENTS: usize = 256;
 
 impl Detections {
     /// Records each signal the first time it shows in a phase.
+    ///
+    /// Latency counts as detected above the guide's 2 s alert, or above
+    /// twice the first phase's median p95 (with `--speed` every latency is
+    /// scaled down, so the absolute line alone would never be crossed).
     pub fn update(&mut self, phase_index: usize, offset: Duration, seen: &Observation) {
         let mut found = Vec::new();
-        if seen.p95_seconds.is_some_and(|p| p > 2.0) {
-            found.push("p95 latency above 2 s".to_string());
+        if let Some(p95) = seen.p95_seconds {
+            if phase_index == 0 && self.baseline_p95.len() < MAX_BASELINE {
+                self.baseline_p95.push(p95);
+            }
+            let baseline = self.baseline();
+            if p95 > 2.0 {
+                found.push((
+                    "latency".to_string(),
+                    format!("p95 latency above 2 s ({p95:.2} s)"),
+                ));
+            } else if let Some(base) = baseline.filter(|b| phase_index > 0 && p95 > 2.0 * b) {
+                found.push((
+                    "latency".to_string(),
+                    format!("p95 latency {:.1}x baseline ({p95:.2} s)", p95 / base),
+                ));
+            }
         }
         if seen.error_ratio.is_some_and(|e| e > 0.05) {
-            found.push("error rate above 5%".to_string());
+            found.push(("errors".to_string(), "error rate above 5%".to_string()));
         }
         if seen.drift_detected == Some(true) || seen.drift_p_value.is_some_and(|p| p < 0.05) {
-            found.push("drift detected".to_string());
+            found.push(("drift".to_string(), "drift detected".to_string()));
         }
         if seen.output_anomalies_per_second.is_some_and(|r| r > 0.0) {
-            found.push("output anomalies counted".to_string());
+            found.push((
+                "outputs".to_string(),
+                "output anomalies counted".to_string(),
+            ));
         }
         for anomaly in seen.anomalies.iter().flatten() {
-            found.push(format!("anomaly {anomaly}"));
+            let name = anomaly.split(':').next().unwrap_or(anomaly);
+            found.push((format!("anomaly {name}"), format!("anomaly {anomaly}")));
         }
-        for what in found {
+        for (key, what) in found {
             if self.events.len() >= MAX_EVENTS {
                 return;
             }
-            let key = what.split(':').next().unwrap_or(&what).to_string();
             if self.seen.insert((phase_index, key)) {
                 self.events.push(Detection {
                     phase_index,
@@ -256,6 +282,13 @@ impl Detections {
                 });
             }
         }
+    }
+
+    /// Median p95 of the first phase.
+    pub fn baseline(&self) -> Option<f64> {
+        let mut sorted = self.baseline_p95.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied()
     }
 
     pub fn in_phase(&self, phase_index: usize) -> impl Iterator<Item = &Detection> {
@@ -287,6 +320,21 @@ mod tests {
     #[test]
     fn detections_are_recorded_once_per_phase() {
         let mut d = Detections::default();
+        let baseline = Observation {
+            p95_seconds: Some(0.4),
+            ..Observation::default()
+        };
+        d.update(0, Duration::from_secs(1), &baseline);
+        assert_eq!(d.in_phase(0).count(), 0);
+        let creeping = Observation {
+            p95_seconds: Some(0.9),
+            ..Observation::default()
+        };
+        d.update(1, Duration::from_secs(4), &creeping);
+        assert_eq!(
+            d.in_phase(1).next().unwrap().what,
+            "p95 latency 2.2x baseline (0.90 s)"
+        );
         let seen = Observation {
             p95_seconds: Some(2.5),
             drift_p_value: Some(0.2),

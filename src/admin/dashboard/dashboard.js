@@ -450,7 +450,7 @@ async function pollDrift() {
 
 function causeText(cause) {
   if (typeof cause === "string") return cause;
-  const text = cause.description || cause.cause || cause.hint || cause.summary || cause.kind || JSON.stringify(cause);
+  const text = String(cause.description || cause.cause || cause.hint || cause.summary || cause.kind || JSON.stringify(cause)).replace(/_/g, " ");
   const evidence = cause.evidence ? (Array.isArray(cause.evidence) ? cause.evidence.join("; ") : String(cause.evidence)) : "";
   const score = typeof cause.score === "number" ? " (" + cause.score.toFixed(2) + ")" : "";
   return text + score + (evidence && evidence !== text ? " — " + evidence : "");
@@ -471,8 +471,8 @@ async function pollAnomalies() {
   setText("v-anomaly-top", first ? [first.signal, first.kind].filter(Boolean).join(" / ") : "none");
   const card = (a, isActive) => {
     const causes = a.causes || a.root_causes || a.ranked_causes || a.hints || [];
-    const since = toMs(a.start ?? a.started_at ?? a.since ?? a.opened_at);
-    const end = toMs(a.end ?? a.ended_at ?? a.closed_at);
+    const since = toMs(a.started_unix ?? a.start ?? a.started_at ?? a.since ?? a.opened_at);
+    const end = toMs(a.ended_unix ?? a.end ?? a.ended_at ?? a.closed_at);
     const title = [a.signal, a.kind].filter(Boolean).join(" / ") || "anomaly";
     return el("div", { class: "anomaly" + (a.severity === "critical" || a.severity === "high" ? " critical" : "") }, [
       el("div", { class: "title" }, title + (a.severity ? " · " + a.severity : "") + (isActive ? "" : " · closed")),
@@ -523,7 +523,8 @@ async function pollResources() {
     return;
   }
   const body = answer.body || {};
-  const gpus = body.gpus || body.devices || [];
+  const gpu = body.gpu || {};
+  const gpus = gpu.devices || body.gpus || body.devices || [];
   const parts = [];
   if (gpus.length) {
     parts.push(el("table", {}, [
@@ -538,13 +539,14 @@ async function pollResources() {
       ])),
     ]));
   } else {
-    parts.push(el("div", { class: "empty-text" }, body.gpu_up === false || body.gpu_up === 0 ? "no GPU visible (NVML not available)" : "no GPU data"));
+    const reason = gpu.down_reason ? " (" + String(gpu.down_reason).replace(/_/g, " ") + ")" : "";
+    parts.push(el("div", { class: "empty-text" }, gpu.enabled === false ? "GPU collector off" : "no GPU visible" + reason));
   }
-  const proc = body.upstream_process || body.model_process || body.process;
+  const proc = body.upstream || body.upstream_process || body.model_process || body.process;
   if (proc && typeof proc === "object") {
     parts.push(el("table", {}, [
       el("tr", {}, [el("th", {}, "model process"), el("th", {}, "")]),
-      ...Object.entries(proc).slice(0, 8).map(([k, v]) => el("tr", {}, [
+      ...Object.entries(proc).filter(([, v]) => v !== null && typeof v !== "object").slice(0, 10).map(([k, v]) => el("tr", {}, [
         el("td", {}, k), el("td", { class: "num" }, /bytes/.test(k) && typeof v === "number" ? fmtBytes(v) : String(v)),
       ])),
     ]));

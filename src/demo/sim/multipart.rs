@@ -104,8 +104,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// One form field to build: name, optional (filename, content type), content.
+pub type Field<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
 /// Builds a multipart/form-data body; returns (content type, body).
-pub fn build(boundary: &str, fields: &[(&str, Option<(&str, &str)>, &[u8])]) -> (String, Vec<u8>) {
+pub fn build(boundary: &str, fields: &[Field<'_>]) -> (String, Vec<u8>) {
     let mut body = Vec::new();
     for (name, file, content) in fields {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
