@@ -78,6 +78,68 @@ pub fn timeseries(query: Option<&str>, state: &AdminState) -> Response<Full<Byte
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+
+    fn state() -> AdminState {
+        let (_recorder, prometheus) =
+            crate::telemetry::build_recorder(&crate::telemetry::Buckets::default()).unwrap();
+        AdminState {
+            prometheus,
+            health: Default::default(),
+            stats: Default::default(),
+            started: std::time::Instant::now(),
+            upstream: "http://127.0.0.1:8080/".into(),
+            timeseries: Default::default(),
+        }
+    }
+
+    async fn body(response: Response<Full<Bytes>>) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn timeseries_answers_points_after_since() {
+        let state = state();
+        for t in 1..=5u64 {
+            state
+                .timeseries
+                .sample("magma_requests_total 1\n", t * 1000);
+        }
+        let all = body(timeseries(None, &state)).await;
+        assert_eq!(all["points"].as_array().unwrap().len(), 5);
+        assert_eq!(all["interval_seconds"], 1);
+        let newer = body(timeseries(Some("since=3000"), &state)).await;
+        let times: Vec<u64> = newer["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["t"].as_u64().unwrap())
+            .collect();
+        assert_eq!(times, [4000, 5000]);
+        let last = body(timeseries(Some("limit=1&other=x"), &state)).await;
+        assert_eq!(last["points"][0]["t"], 5000);
+        let bad = timeseries(Some("since=yesterday"), &state);
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn pages_carry_their_content_type_and_policy() {
+        let page = page();
+        assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+        assert!(page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'"));
+        assert_eq!(
+            script().headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            stylesheet().headers()["content-type"],
+            "text/css; charset=utf-8"
+        );
+    }
 
     #[test]
     fn assets_are_small_and_self_contained() {

@@ -214,6 +214,12 @@ pub struct Detections {
     seen: BTreeSet<(usize, String)>,
     /// p95 latencies seen during the first phase (the baseline), bounded.
     baseline_p95: Vec<f64>,
+    /// Signals active at the last look, and the phase of that look.
+    active: BTreeSet<String>,
+    last_phase: Option<usize>,
+    /// Signals carried over from the previous phase: not credited to the
+    /// new phase until they have been seen inactive once.
+    carried: BTreeSet<String>,
 }
 
 /// Most baseline observations kept.
@@ -270,9 +276,15 @@ impl Detections {
             let name = anomaly.split(':').next().unwrap_or(anomaly);
             found.push((format!("anomaly {name}"), format!("anomaly {anomaly}")));
         }
+        if self.last_phase != Some(phase_index) {
+            self.carried = std::mem::take(&mut self.active);
+            self.last_phase = Some(phase_index);
+        }
+        let now: BTreeSet<String> = found.iter().map(|(key, _)| key.clone()).collect();
+        self.carried.retain(|key| now.contains(key));
         for (key, what) in found {
-            if self.events.len() >= MAX_EVENTS {
-                return;
+            if self.events.len() >= MAX_EVENTS || self.carried.contains(&key) {
+                continue;
             }
             if self.seen.insert((phase_index, key)) {
                 self.events.push(Detection {
@@ -282,6 +294,7 @@ impl Detections {
                 });
             }
         }
+        self.active = now;
     }
 
     /// Median p95 of the first phase.
@@ -331,24 +344,35 @@ mod tests {
             ..Observation::default()
         };
         d.update(1, Duration::from_secs(4), &creeping);
+        d.update(1, Duration::from_secs(8), &creeping);
+        assert_eq!(d.in_phase(1).count(), 1, "once per phase");
         assert_eq!(
             d.in_phase(1).next().unwrap().what,
             "p95 latency 2.2x baseline (0.90 s)"
         );
         let seen = Observation {
             p95_seconds: Some(2.5),
-            drift_p_value: Some(0.2),
             anomalies: Some(vec!["latency/trend: leak".into()]),
             ..Observation::default()
         };
-        d.update(2, Duration::from_secs(10), &seen);
-        d.update(2, Duration::from_secs(15), &seen);
-        d.update(3, Duration::from_secs(1), &seen);
-        assert_eq!(d.in_phase(2).count(), 2);
+        // Latency is still high when phase 2 starts: carried over, not
+        // credited to it; the anomaly is new.
+        d.update(2, Duration::from_secs(2), &seen);
+        let phase2: Vec<&str> = d.in_phase(2).map(|e| e.what.as_str()).collect();
+        assert_eq!(phase2, ["anomaly latency/trend: leak"]);
+        // Once gone and back, it counts for the phase.
+        d.update(2, Duration::from_secs(6), &Observation::default());
+        d.update(2, Duration::from_secs(9), &seen);
+        let late: Vec<(u64, &str)> = d
+            .in_phase(2)
+            .map(|e| (e.offset.as_secs(), e.what.as_str()))
+            .collect();
         assert_eq!(
-            d.in_phase(2).next().unwrap().offset,
-            Duration::from_secs(10)
+            late,
+            [
+                (2, "anomaly latency/trend: leak"),
+                (9, "p95 latency above 2 s (2.50 s)")
+            ]
         );
-        assert_eq!(d.in_phase(3).count(), 2);
     }
 }
