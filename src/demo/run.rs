@@ -221,9 +221,11 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     if !proxy_up {
         println!("  note: nothing listens on {proxy_address} yet; traffic goes straight to the simulated server");
     }
+    let scenario = clap::ValueEnum::to_possible_value(&args.scenario)
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
     println!(
-        "  scenario {:?}, phases of {:.0}s, {} clients; Ctrl-C stops",
-        args.scenario,
+        "  scenario {scenario}, phases of {:.0}s, {} clients; Ctrl-C stops",
         args.phase_duration.as_secs_f64() / speed,
         args.clients
     );
