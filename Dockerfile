@@ -10,7 +10,8 @@
 # NVML (libnvidia-ml.so.1) is not in the image: the NVIDIA container runtime
 # mounts it from the host when the pod asks for a GPU.
 
-ARG RUST_VERSION=1.85
+# The newest locked dependencies need Rust 1.95 (see their rust-version fields).
+ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
