@@ -105,9 +105,10 @@ def build():
     g.panel("timeseries", "GPU memory", "GPU memory used and total, per GPU.",
             [(f"magma_gpu_memory_used_bytes{{{SEL}}}", "used {{instance}} gpu {{gpu}}"),
              (f"magma_gpu_memory_total_bytes{{{SEL}}}", "total {{instance}} gpu {{gpu}}")], "bytes")
-    g.panel("timeseries", "GPU temperature and power", "Temperature (left) and power draw, per GPU.",
-            [(f"magma_gpu_temperature_celsius{{{SEL}}}", "°C {{instance}} gpu {{gpu}}"),
-             (f"magma_gpu_power_watts{{{SEL}}}", "W {{instance}} gpu {{gpu}}")], "short")
+    g.panel("timeseries", "GPU temperature", "Temperature per GPU; the alert fires above 85 °C.",
+            [(f"magma_gpu_temperature_celsius{{{SEL}}}", "{{instance}} gpu {{gpu}}")], "celsius")
+    g.panel("timeseries", "GPU power", "Power draw per GPU.",
+            [(f"magma_gpu_power_watts{{{SEL}}}", "{{instance}} gpu {{gpu}}")], "watt")
 
     g.row("Request performance and throughput")
     g.panel("timeseries", "Requests per second", "Answered requests per second, by route.",

@@ -269,21 +269,26 @@ check "dashboard against @grafana/schema" "$VENV/check-jsonschema" --schemafile 
 
 # ---------------------------------------------- every flag reachable and valid
 flags_reachable() {
-  local args flag missing=0
-  "$PY" - "$R/all-options.yaml" >"$WORK/args" <<'EOF'
+  local args flag var missing=0
+  "$PY" - "$R/all-options.yaml" "$WORK/args" "$WORK/env" <<'EOF'
 import sys, yaml
 for doc in yaml.safe_load_all(open(sys.argv[1])):
     if doc and doc["kind"] == "Deployment":
         spec = doc["spec"]["template"]["spec"]
         for c in spec.get("initContainers", []) + spec["containers"]:
             if c["name"] == "magma-monitor":
-                print("\n".join(c["args"]))
+                open(sys.argv[2], "w").write("\n".join(c["args"]) + "\n")
+                open(sys.argv[3], "w").write("".join(e["name"] + "\n" for e in c.get("env", [])))
                 sys.exit(0)
 sys.exit("no magma-monitor container in the all-options render")
 EOF
+  # A flag counts as reachable when the rendered container passes it as an
+  # argument, or sets its MAGMA_MONITOR_<FLAG> variable (secrets, state dir).
   for flag in $("$MM" --help | sed -n 's/^ *\(-[a-zA-Z], \)\{0,1\}\(--[a-z0-9-]*\).*/\2/p' | sort -u); do
     case $flag in --help | --version) continue ;; esac
-    grep -q -- "^$flag\(=\|$\)" "$WORK/args" || { echo "$flag: not set by $CHART/ci/all-options-values.yaml"; missing=1; }
+    var=MAGMA_MONITOR_$(echo "${flag#--}" | tr 'a-z-' 'A-Z_')
+    grep -q -- "^$flag\(=\|$\)" "$WORK/args" || grep -qx "$var" "$WORK/env" ||
+      { echo "$flag: not set by $CHART/ci/all-options-values.yaml (monitor.config.${flag#--})"; missing=1; }
   done
   [ $missing -eq 0 ] || return 1
   # The binary accepts every rendered argument (clap parses and checks each value before --help).

@@ -336,6 +336,16 @@ fn answer(request: &Request) -> (u16, String) {
             500,
             r#"{"detail":"Error processing request: CUDA error: out of memory"}"#.into(),
         ),
+        // Magma users have seen degenerate repeated output.
+        ("POST", "/predict") if body.contains("repeat") => (
+            200,
+            r#"{"text_response":"the the the the the the the the the the the the the the the the","normalized_actions":[0.0,0.0,0.0,0.0,0.0,0.0,1.0],"delta_values":[0.0,0.0,0.0,0.0,0.0,0.0,1.0]}"#.into(),
+        ),
+        // An action outside [-1, 1].
+        ("POST", "/predict") if body.contains("wild") => (
+            200,
+            r#"{"text_response":"Move fast.","normalized_actions":[5.0,-7.5,0.0,0.0,0.0,0.0,1.0],"delta_values":[0.9,0.0,0.0,0.0,0.0,0.0,1.0]}"#.into(),
+        ),
         ("POST", "/predict" | "/predict_from_file") => {
             // A deterministic but varying action, so features are not constant.
             let x = (request.body.len() % 97) as f64 / 970.0;
@@ -527,6 +537,24 @@ pub fn send_traffic(proxy: SocketAddr, rounds: usize) -> (Vec<String>, Vec<Strin
         Ok(r) if r.status == 200 => {}
         Ok(r) => failures.push(format!("POST /v1/chat/completions: {}", r.status)),
         Err(e) => failures.push(format!("POST /v1/chat/completions: {e}")),
+    }
+    // Answers the quality checks flag: repeated words, an action out of range.
+    for prompt in [
+        "What action should the robot take to repeat the motion?",
+        "What action should the robot take to make a wild move?",
+    ] {
+        let body = format!(r#"{{"image":"{PNG_1X1_BASE64}","prompt":"{prompt}"}}"#);
+        match http(
+            proxy,
+            "POST",
+            "/predict",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        ) {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => failures.push(format!("POST /predict ({prompt}): {}", r.status)),
+            Err(e) => failures.push(format!("POST /predict ({prompt}): {e}")),
+        }
     }
     // The upstream's own 500 passes through and counts as an error.
     match http(
