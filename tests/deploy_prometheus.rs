@@ -66,6 +66,14 @@ fn start_prometheus(dir: &Path, target: SocketAddr) -> (Running, SocketAddr) {
 
 /// `/api/v1/query` result vector.
 fn query(web: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
+    query_json(web, promql)["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The whole `/api/v1/query` answer (status, errorType, error, data).
+fn query_json(web: SocketAddr, promql: &str) -> serde_json::Value {
     let encoded: String = promql
         .bytes()
         .map(|b| match b {
@@ -75,14 +83,38 @@ fn query(web: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let Ok(response) = http_get(web, &format!("/api/v1/query?query={encoded}")) else {
-        return Vec::new();
-    };
-    let json: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
-    json["data"]["result"]
-        .as_array()
-        .cloned()
+    http_get(web, &format!("/api/v1/query?query={encoded}"))
+        .ok()
+        .and_then(|r| serde_json::from_str(&r.body).ok())
         .unwrap_or_default()
+}
+
+/// Every panel query of the dashboard, with its variables replaced the way
+/// Grafana would for "All" and a 15 s scrape interval.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo().join("deploy/grafana/magma-monitor.json"))
+        .expect("read the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut out = Vec::new();
+    let mut panels: Vec<&serde_json::Value> = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    while let Some(panel) = panels.pop() {
+        panels.extend(panel["panels"].as_array().into_iter().flatten());
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                let promql = expr
+                    .replace("$__rate_interval", "1m")
+                    .replace("$job", ".*")
+                    .replace("$instance", ".*")
+                    .replace("$pod", ".*");
+                out.push((panel["title"].as_str().unwrap_or("?").to_string(), promql));
+            }
+        }
+    }
+    out
 }
 
 fn value_of(sample: &serde_json::Value) -> f64 {
@@ -138,7 +170,28 @@ fn prometheus_scrapes_the_sidecar_and_evaluates_the_shipped_rules() {
         "scraped, but magma_build_info is not in Prometheus"
     );
 
-    // 2. The recording rules produce data from the scraped series.
+    // 2. Every panel query of the dashboard is PromQL that Prometheus accepts.
+    let queries = dashboard_queries();
+    assert!(
+        queries.len() > 20,
+        "only {} dashboard queries",
+        queries.len()
+    );
+    let rejected: Vec<String> = queries
+        .iter()
+        .filter_map(|(title, promql)| {
+            let answer = query_json(web, promql);
+            (answer["status"] != "success")
+                .then(|| format!("{title}: {promql}: {}", answer["error"]))
+        })
+        .collect();
+    assert!(
+        rejected.is_empty(),
+        "dashboard queries Prometheus rejects:\n  {}",
+        rejected.join("\n  ")
+    );
+
+    // 3. The recording rules produce data from the scraped series.
     let rules = [
         "magma:requests:rate5m",
         "magma:request_duration_seconds:p95_5m",
@@ -171,7 +224,7 @@ fn prometheus_scrapes_the_sidecar_and_evaluates_the_shipped_rules() {
         exported_names(&exported)
     );
 
-    // 3. No rule failed to evaluate.
+    // 4. No rule failed to evaluate.
     let rules = http_get(web, "/api/v1/rules").expect("GET /api/v1/rules");
     let rules: serde_json::Value = serde_json::from_str(&rules.body).expect("rules JSON");
     let mut bad = Vec::new();
