@@ -146,9 +146,9 @@ check "promtool test rules" promtool test rules deploy/prometheus/rules_test.yml
 # Every alert has a unit test.
 alerts_tested() {
   local alert missing=0
-  for alert in $(sed -n 's/^ *- alert: *//p' deploy/prometheus/rules.yml); do
+  while read -r alert; do
     grep -q "alertname: $alert\$" deploy/prometheus/rules_test.yml || { echo "no test for $alert"; missing=1; }
-  done
+  done < <(sed -n 's/^ *- alert: *//p' deploy/prometheus/rules.yml)
   return $missing
 }
 check "every alert has a promtool test" alerts_tested || true
@@ -226,7 +226,8 @@ check "kubectl kustomize k8s/legacy/" "$KUBECTL" kustomize k8s/legacy/ && cp "$W
 cp k8s/podmonitor.yaml "$R/k8s-podmonitor.yaml"
 
 # ------------------------------------------------ Kubernetes schema validation
-K8S_NEWEST=$(ls "$("$PY" -c 'import kubernetes_validate, os; print(os.path.dirname(kubernetes_validate.__file__))')/kubernetes-json-schema" |
+K8S_SCHEMAS="$("$PY" -c 'import kubernetes_validate, os; print(os.path.dirname(kubernetes_validate.__file__))')/kubernetes-json-schema"
+K8S_NEWEST=$(find "$K8S_SCHEMAS" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' |
   sed -n 's/^v\([0-9.]*\)-local-strict$/\1/p' | sort -V | tail -1)
 [ -n "$K8S_NEWEST" ] || die "kubernetes-validate ships no schemas"
 for version in "$K8S_OLDEST" "$K8S_NEWEST"; do
