@@ -233,6 +233,21 @@ pub fn install(buckets: &Buckets) -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// How often pending histogram samples are folded into their buckets.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Folds pending histogram samples into their buckets until shutdown.
+pub async fn upkeep(handle: PrometheusHandle, mut shutdown: crate::shutdown::ShutdownSignal) {
+    let mut ticker = tokio::time::interval(UPKEEP_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => handle.run_upkeep(),
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
 fn histogram_buckets<'a>(name: &str, buckets: &'a Buckets) -> &'a [f64] {
     match name {
         REQUEST_DURATION | TIME_TO_FIRST_BYTE => &buckets.latency,

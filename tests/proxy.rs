@@ -775,3 +775,79 @@ fn bad_flags_fail_at_start_with_one_line() {
         1
     );
 }
+
+/// Sends one keep-alive request on `stream` and reads its whole response.
+fn keep_alive_exchange(stream: &mut std::net::TcpStream) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    stream.write_all(b"POST /echo HTTP/1.1\r\nHost: m\r\nContent-Length: 2\r\n\r\nok")?;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        received.extend_from_slice(&buffer[..n]);
+        if received.ends_with(b"\r\n\r\nok") {
+            return Ok(split_response(&received).0);
+        }
+    }
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
+    let model = model();
+    // A short header timeout must not cut idle keep-alive connections: that is the idle timeout's job.
+    let sidecar = Sidecar::start(
+        &model.upstream.url(),
+        &["--header-read-timeout", "2s", "--idle-timeout", "5s"],
+    );
+    let mut stream = std::net::TcpStream::connect(sidecar.proxy).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(keep_alive_exchange(&mut stream).unwrap(), 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        keep_alive_exchange(&mut stream).unwrap(),
+        200,
+        "kept-alive connection was closed early"
+    );
+
+    let sidecar = Sidecar::start(&model.upstream.url(), &["--idle-timeout", "300ms"]);
+    let mut stream = std::net::TcpStream::connect(sidecar.proxy).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(keep_alive_exchange(&mut stream).unwrap(), 200);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        keep_alive_exchange(&mut stream).is_err(),
+        "idle connection was still open"
+    );
+}
+
+#[test]
+fn slow_request_heads_are_cut_and_counted() {
+    use std::io::{Read, Write};
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &["--header-read-timeout", "300ms"]);
+    let mut stream = std::net::TcpStream::connect(sidecar.proxy).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: m\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let metrics = sidecar.metrics();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_connection_errors_total{kind="header_timeout"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(model.seen().is_empty());
+}

@@ -1,8 +1,11 @@
-//! Per-connection activity, for the idle keep-alive timeout.
+//! Per-connection activity, for the idle keep-alive and header-read timeouts.
 //!
 //! The socket is wrapped so every read or write stamps the time; requests hold
 //! a token while they are in flight. A connection is idle when no request is
-//! in flight and no byte has moved for the idle timeout.
+//! in flight and no byte has moved for the idle timeout. A request head is
+//! late when its first byte came more than the header timeout ago and its
+//! blank line has not (hyper's own header timeout would also run while a
+//! keep-alive connection merely waits, which is the idle timeout's job).
 
 use std::io;
 use std::pin::Pin;
@@ -25,6 +28,15 @@ pub struct ConnActivity {
     requests: AtomicU64,
     /// 1 + index of the first request whose framing was ambiguous; 0 for none.
     ambiguous_request: AtomicU64,
+    /// 1 + milliseconds since open when the pending request head began; 0 for none.
+    head_started_ms: AtomicU64,
+}
+
+/// Why the watchdog closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    Idle,
+    HeaderTimeout,
 }
 
 impl ConnActivity {
@@ -35,12 +47,16 @@ impl ConnActivity {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             ambiguous_request: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(0),
         })
     }
 
+    fn now_ms(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        let ms = self.opened.elapsed().as_millis() as u64;
-        self.last_io_ms.store(ms, Ordering::Relaxed);
+        self.last_io_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     /// A token that marks a request in flight until dropped, and whether the
@@ -53,7 +69,7 @@ impl ConnActivity {
     }
 
     /// How long until the connection counts as idle; `None` when it is idle now.
-    pub fn idle_deadline(&self, idle_timeout: Duration) -> Option<Duration> {
+    fn idle_left(&self, idle_timeout: Duration) -> Option<Duration> {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Some(idle_timeout);
         }
@@ -62,6 +78,20 @@ impl ConnActivity {
         idle_timeout
             .checked_sub(idle_for)
             .filter(|left| !left.is_zero())
+    }
+
+    /// How long the pending request head may still take; `None` when it is late.
+    fn head_left(&self, header_timeout: Duration) -> Option<Duration> {
+        match self.head_started_ms.load(Ordering::Relaxed) {
+            0 => Some(header_timeout),
+            started => {
+                let started = Duration::from_millis(started - 1);
+                let taken = self.opened.elapsed().saturating_sub(started);
+                header_timeout
+                    .checked_sub(taken)
+                    .filter(|left| !left.is_zero())
+            }
+        }
     }
 }
 
@@ -76,10 +106,20 @@ impl Drop for InFlightToken {
     }
 }
 
-/// Waits until the connection has been idle for `idle_timeout`.
-pub async fn idle(activity: Arc<ConnActivity>, idle_timeout: Duration) {
-    while let Some(wait) = activity.idle_deadline(idle_timeout) {
-        tokio::time::sleep(wait).await;
+/// Waits until the connection has been idle too long or a request head is late.
+pub async fn expired(
+    activity: Arc<ConnActivity>,
+    idle_timeout: Duration,
+    header_timeout: Duration,
+) -> Expired {
+    loop {
+        let Some(idle_left) = activity.idle_left(idle_timeout) else {
+            return Expired::Idle;
+        };
+        let Some(head_left) = activity.head_left(header_timeout) else {
+            return Expired::HeaderTimeout;
+        };
+        tokio::time::sleep(idle_left.min(head_left)).await;
     }
 }
 
@@ -116,7 +156,20 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         if result.is_ready() {
             this.activity.touch();
             if !this.framing.is_off() {
+                let heads_before = this.framing.heads_seen();
+                let was_partial = this.framing.in_partial_head();
                 this.framing.feed(&buf.filled()[before..]);
+                let head_started = if this.framing.in_partial_head() {
+                    let fresh = !was_partial || this.framing.heads_seen() != heads_before;
+                    fresh.then(|| this.activity.now_ms() + 1)
+                } else {
+                    Some(0)
+                };
+                if let Some(value) = head_started {
+                    this.activity
+                        .head_started_ms
+                        .store(value, Ordering::Relaxed);
+                }
                 if let Some(index) = this.framing.first_ambiguous() {
                     let _ = this.activity.ambiguous_request.compare_exchange(
                         0,

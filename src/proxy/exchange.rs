@@ -192,3 +192,63 @@ impl Drop for ExchangeGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::activity::ConnActivity;
+
+    fn record_with<F: FnOnce(ExchangeGuard)>(f: F) -> String {
+        let (recorder, handle) = crate::telemetry::build_recorder(&Default::default()).unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            let exchange = Arc::new(Exchange::new(Instant::now(), "/predict", "magma-8b"));
+            let (token, _) = ConnActivity::new().request_started();
+            let guard = ExchangeGuard::new(
+                exchange,
+                Arc::new(RequestMetrics::new()),
+                Arc::new(RequestStats::default()),
+                token,
+            );
+            f(guard);
+        });
+        handle.render()
+    }
+
+    #[test]
+    fn a_panic_counts_as_a_proxy_error_with_status_500() {
+        let text = record_with(|guard| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _guard = guard;
+                panic!("bug in a handler");
+            }));
+            assert!(outcome.is_err());
+        });
+        assert!(
+            text.contains("magma_request_errors_total{kind=\"proxy_error\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("code=\"5xx\"} 1"), "{text}");
+        assert!(text.contains("status=\"error\""), "{text}");
+    }
+
+    #[test]
+    fn a_dropped_exchange_counts_as_cancelled() {
+        let text = record_with(drop);
+        assert!(
+            text.contains("magma_request_errors_total{kind=\"client_abort\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("status=\"cancelled\""), "{text}");
+        assert!(text.contains("magma_requests_in_flight 0"), "{text}");
+    }
+
+    #[test]
+    fn a_finished_exchange_is_recorded_once() {
+        let text = record_with(|mut guard| {
+            guard.set_status(200);
+            guard.finish(Outcome::Success);
+        });
+        assert!(!text.contains("magma_request_errors_total"), "{text}");
+        assert!(text.contains("code=\"2xx\"} 1"), "{text}");
+    }
+}

@@ -77,6 +77,16 @@ impl FramingWatcher {
         matches!(self.state, State::Off)
     }
 
+    /// Whether part of a request head has arrived but not its end.
+    pub fn in_partial_head(&self) -> bool {
+        matches!(self.state, State::Head) && !self.line.is_empty()
+    }
+
+    /// Request heads completed so far.
+    pub fn heads_seen(&self) -> u64 {
+        self.heads_seen
+    }
+
     /// Feeds bytes as they were read from the client.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {

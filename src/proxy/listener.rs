@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::activity::{self, ConnActivity, TrackedIo};
+use super::activity::{self, ConnActivity, Expired, TrackedIo};
 use super::error::{find_source, json_error};
 use super::forward::{forward, ProxyContext};
 use crate::shutdown::ShutdownSignal;
@@ -93,7 +93,7 @@ pub async fn serve(
                 .serve_connection_with_upgrades(io, service)
                 .into_owned(),
         );
-        let idle_timeout = settings.idle_timeout;
+        let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_read_timeout);
         let open = open.clone();
         let context = context.clone();
         tokio::spawn(async move {
@@ -103,8 +103,11 @@ pub async fn serve(
                         record_connection_error(&*error);
                     }
                 }
-                _ = activity::idle(activity, idle_timeout) => {
-                    tracing::trace!(%peer, "closing idle connection");
+                expired = activity::expired(activity, idle_timeout, header_timeout) => {
+                    if expired == Expired::HeaderTimeout {
+                        metrics::counter!(telemetry::CONNECTION_ERRORS, "kind" => "header_timeout").increment(1);
+                    }
+                    tracing::trace!(%peer, ?expired, "closing connection");
                 }
             }
             open.decrement(1.0);
@@ -132,7 +135,9 @@ fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
+        // Head timeouts are enforced by `activity::expired`, which, unlike
+        // hyper's, does not also cut idle keep-alive connections.
+        .header_read_timeout(None)
         .max_buf_size(settings.max_header_bytes.max(MIN_HEADER_BYTES))
         .keep_alive(true);
     builder

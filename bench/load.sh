@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Load benchmark: direct to the upstream, through nginx, through haproxy and
+# through magma-monitor, same upstream, same run, interleaved rounds.
+#
+#   bench/load.sh [ROUNDS] [SECONDS]      (defaults: 3 rounds of 10 s per case)
+#
+# wrk runs on CPU 0; the proxies and the upstream on CPU 1 (taskset). Each
+# proxy gets one worker (nginx worker_processes 1, haproxy nbthread 1,
+# magma-monitor TOKIO_WORKER_THREADS=1). Prints a Markdown table of the median
+# over rounds of requests/s, p50 and p99.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+SECONDS_PER=${2:-10}
+CONNS=${CONNS:-50}
+for tool in wrk nginx haproxy taskset; do
+  command -v "$tool" >/dev/null || { echo "installing $tool"; apt-get install -y -qq wrk nginx haproxy util-linux >/dev/null; break; }
+done
+cargo build --release --locked --bin magma-monitor --example bench_upstream >/dev/null
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+UP=18181; UP_SLOW=18182; NGINX=18281; HAPROXY=18381; MM=18481; MM_ADMIN=18491
+NGINX_SLOW=18282; HAPROXY_SLOW=18382; MM_SLOW=18482; MM_SLOW_ADMIN=18492
+
+taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP 0 & pids+=($!)
+taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP_SLOW 20 & pids+=($!)
+
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_max_body_size 64m;
+  client_body_buffer_size 2m;
+  upstream fast { server 127.0.0.1:$UP; keepalive 128; }
+  upstream slow { server 127.0.0.1:$UP_SLOW; keepalive 128; }
+  server { listen 127.0.0.1:$NGINX; location / { proxy_pass http://fast; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_request_buffering off; proxy_buffering off; } }
+  server { listen 127.0.0.1:$NGINX_SLOW; location / { proxy_pass http://slow; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_request_buffering off; proxy_buffering off; } }
+}
+NGINX
+taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
+
+cat > "$work/haproxy.cfg" <<HAPROXY
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fast
+  bind 127.0.0.1:$HAPROXY
+  default_backend fast
+frontend slow
+  bind 127.0.0.1:$HAPROXY_SLOW
+  default_backend slow
+backend fast
+  server up 127.0.0.1:$UP
+backend slow
+  server up 127.0.0.1:$UP_SLOW
+HAPROXY
+taskset -c 1 haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
+
+TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/magma-monitor --listen 127.0.0.1:$MM --admin-listen 127.0.0.1:$MM_ADMIN \
+  --upstream http://127.0.0.1:$UP --upstream-health-path / --log-level error & pids+=($!)
+TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/magma-monitor --listen 127.0.0.1:$MM_SLOW --admin-listen 127.0.0.1:$MM_SLOW_ADMIN \
+  --upstream http://127.0.0.1:$UP_SLOW --upstream-health-path / --log-level error & pids+=($!)
+sleep 1
+
+# Request bodies: a small JSON POST and a 1 MiB POST.
+small='{"prompt":"What action should the robot take to pick up the cup?","image":"aGVsbG8="}'
+python3 - "$work" <<'PY'
+import sys, base64, os
+work = sys.argv[1]
+payload = base64.b64encode(os.urandom(786_000)).decode()
+open(f"{work}/big.json", "w").write('{"prompt":"Describe the image.","image":"%s"}' % payload)
+PY
+for name in small big; do
+  if [ $name = small ]; then body_file=$(mktemp -p "$work"); printf '%s' "$small" > "$body_file"; else body_file="$work/big.json"; fi
+  cat > "$work/$name.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$body_file", "rb"); wrk.body = f:read("*a"); f:close()
+LUA
+done
+
+run() { # case target port script -> "rps p50_ms p99_ms"
+  local out
+  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECONDS_PER}s" --latency -s "$work/$3.lua" "http://127.0.0.1:$2/predict" 2>&1)
+  python3 - "$out" <<'PY'
+import re, sys
+text = sys.argv[1]
+def ms(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % re.escape(label), text, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{rps:.0f} {ms('50%'):.3f} {ms('99%'):.3f} {errors.group(1) if errors else 0}")
+PY
+}
+
+declare -A results
+cases=("small:small:$UP:$NGINX:$HAPROXY:$MM" "1MiB:big:$UP:$NGINX:$HAPROXY:$MM" "20ms-upstream:small:$UP_SLOW:$NGINX_SLOW:$HAPROXY_SLOW:$MM_SLOW")
+for round in $(seq 1 "$ROUNDS"); do
+  for spec in "${cases[@]}"; do
+    IFS=: read -r case script direct nginx haproxy mm <<<"$spec"
+    for target in direct:$direct nginx:$nginx haproxy:$haproxy magma-monitor:$mm; do
+      name=${target%%:*}; port=${target##*:}
+      r=$(run "$case" "$port" "$script")
+      echo "round $round $case $name: $r" >&2
+      results["$case|$name"]+="$r;"
+    done
+  done
+done
+
+echo
+echo "| case | target | requests/s | p50 ms | p99 ms | non-2xx |"
+echo "|---|---|---:|---:|---:|---:|"
+for spec in "${cases[@]}"; do
+  case=${spec%%:*}
+  for name in direct nginx haproxy magma-monitor; do
+    python3 - "$case" "$name" "${results[$case|$name]}" <<'PY'
+import statistics, sys
+case, name, raw = sys.argv[1:4]
+rows = [list(map(float, r.split())) for r in raw.split(";") if r.strip()]
+med = lambda i: statistics.median(r[i] for r in rows)
+print(f"| {case} | {name} | {med(0):.0f} | {med(1):.3f} | {med(2):.3f} | {int(sum(r[3] for r in rows))} |")
+PY
+  done
+done
