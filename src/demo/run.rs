@@ -277,7 +277,11 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
             });
         }
         control
-            .set_faults(&phase.faults(speed, DEMO_LEAK_PER_REQUEST))
+            .set_faults(&phase.faults(
+                speed,
+                args.phase_duration.as_secs_f64(),
+                DEMO_LEAK_PER_REQUEST,
+            ))
             .map_err(|e| format!("phase {}: {e}", phase.name()))?;
         let phase_start = Instant::now();
         played.push((*phase, phase_start - started));

@@ -7,6 +7,9 @@ use super::images::Look;
 use super::prompts::Vocabulary;
 use super::sim::FaultsUpdate;
 
+/// Model time the latency creep adds at its peak (before `--speed` scaling).
+pub const CREEP_PEAK_SECONDS: f64 = 4.0;
+
 /// `--scenario`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScenarioName {
@@ -50,7 +53,7 @@ impl Phase {
         match self {
             Self::Normal => "baseline: ~1.1 s latency, no errors",
             Self::InputDrift => "input drift: drift p-value falls below its threshold",
-            Self::LatencyCreep => "p95 latency climbs past 2 s, resident memory grows",
+            Self::LatencyCreep => "p95 latency climbs past 2 s (at speed 1), resident memory grows",
             Self::ErrorBurst => "error rate jumps (503/500 from the model server)",
             Self::DegenerateOutput => "repetitive outputs (\"the the the ...\") counted",
         }
@@ -70,10 +73,12 @@ impl Phase {
         }
     }
 
-    /// Faults of the simulated server in this phase. Creep is given per
-    /// minute of wall time, so it is multiplied by `speed` to reach the same
-    /// (scaled) latency by the end of a (shortened) phase.
-    pub fn faults(self, speed: f64, leak_per_request: u64) -> FaultsUpdate {
+    /// Faults of the simulated server in this phase.
+    ///
+    /// Creep adds `CREEP_PEAK_SECONDS` of model time by the middle of the
+    /// phase and holds it; the rate is per minute of wall time, so it is
+    /// derived from the phase's wall length (`phase_seconds / speed`).
+    pub fn faults(self, speed: f64, phase_seconds: f64, leak_per_request: u64) -> FaultsUpdate {
         let mut update = FaultsUpdate {
             clear: true,
             ..FaultsUpdate::default()
@@ -81,8 +86,10 @@ impl Phase {
         match self {
             Self::Normal | Self::InputDrift => {}
             Self::LatencyCreep => {
-                update.latency_creep_seconds_per_minute = Some(2.0 * speed);
-                update.latency_creep_max_seconds = Some(4.0);
+                let wall_minutes = (phase_seconds / speed.max(1e-3) / 60.0).max(1e-3);
+                let rate = CREEP_PEAK_SECONDS / (0.5 * wall_minutes);
+                update.latency_creep_seconds_per_minute = Some(rate.min(600.0));
+                update.latency_creep_max_seconds = Some(CREEP_PEAK_SECONDS);
                 update.leak_bytes_per_request = Some(leak_per_request);
             }
             Self::ErrorBurst => update.error_rate = Some(0.35),
@@ -125,10 +132,22 @@ mod tests {
     }
 
     #[test]
+    fn creep_peaks_in_the_middle_of_the_phase() {
+        // 90 s phases at speed 1: +4 s after 45 s, i.e. 5.33 s per minute.
+        let update = Phase::LatencyCreep.faults(1.0, 90.0, 0);
+        let rate = update.latency_creep_seconds_per_minute.unwrap();
+        assert!((rate - 16.0 / 3.0).abs() < 1e-9, "{rate}");
+        // At speed 3 the phase lasts 30 s, so the creep is three times steeper.
+        let update = Phase::LatencyCreep.faults(3.0, 90.0, 0);
+        let rate = update.latency_creep_seconds_per_minute.unwrap();
+        assert!((rate - 16.0).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
     fn phase_faults_are_valid() {
         use crate::demo::sim::Faults;
         for phase in ScenarioName::All.phases() {
-            let faults = Faults::none().updated(&phase.faults(10.0, 1 << 20));
+            let faults = Faults::none().updated(&phase.faults(10.0, 90.0, 1 << 20));
             faults.validate().unwrap();
             assert_eq!(
                 faults.any_active(),
