@@ -22,6 +22,8 @@ use crate::shutdown::{termination_signal, Shutdown};
 /// Memory the simulated server may leak in the demo (it leaks inside this process).
 const DEMO_LEAK_CAP_BYTES: u64 = 256 * 1024 * 1024;
 const DEMO_LEAK_PER_REQUEST: u64 = 512 * 1024;
+/// Phases the summary lists (a demo left running for days plays thousands).
+const MAX_PHASES_LISTED: usize = 200;
 /// Images rendered per task and phase.
 const IMAGES_PER_TASK: usize = 12;
 /// Mix of robot, UI navigation, trace-of-mark and visual QA requests.
@@ -70,6 +72,8 @@ const PREFERRED_FLAGS: &[(&str, &str)] = &[
     ("sample-rate", "1"),
     ("drift-reference-size", "300"),
     ("drift-window", "150"),
+    ("drift-test-every", "50"),
+    ("drift-test-interval", "10s"),
     ("anomaly-interval", "5s"),
     ("health-interval", "1s"),
     ("log-level", "error"),
@@ -99,8 +103,11 @@ fn proxy_args(args: &DemoArgs, upstream: Option<SocketAddr>) -> Result<ProxyArgs
     if let Some(upstream) = upstream {
         push("upstream", format!("http://{upstream}"));
     }
-    // The simulated model runs inside this process, so its memory is ours.
-    push("upstream-pid", std::process::id().to_string());
+    // The simulated model runs inside this process, so its memory is ours
+    // (unless the user names the model process another way).
+    if !user_sets("upstream-process-name") {
+        push("upstream-pid", std::process::id().to_string());
+    }
     let mut argv = drop_unknown_pairs(argv, &known);
     for (flag, value) in PREFERRED_FLAGS {
         if known.iter().any(|k| k == flag) && !user_sets(flag) {
@@ -255,6 +262,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     let probe = AdminProbe::new(format!("http://{admin_address}"));
     let mut detections = Detections::default();
     let mut played: Vec<(Phase, Duration)> = Vec::new();
+    let mut phases_played = 0usize;
     let started = Instant::now();
     let phase_length = args.phase_duration.div_f64(speed);
     let end = (!args.duration.is_zero()).then(|| started + args.duration);
@@ -284,7 +292,10 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
             ))
             .map_err(|e| format!("phase {}: {e}", phase.name()))?;
         let phase_start = Instant::now();
-        played.push((*phase, phase_start - started));
+        if played.len() < MAX_PHASES_LISTED {
+            played.push((*phase, phase_start - started));
+        }
+        phases_played += 1;
         println!(
             "== phase {} ({}): {}",
             index + 1,
@@ -327,6 +338,12 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     let _ = sim_task.await;
     let proxy_result = proxy_task.await;
     print_summary(&played, &detections, &stats.snapshot(), &control);
+    if phases_played > played.len() {
+        println!(
+            "  ({} later phases not listed)",
+            phases_played - played.len()
+        );
+    }
     match proxy_result {
         Ok(result) => result,
         Err(error) => Err(format!("the proxy stopped: {error}")),
