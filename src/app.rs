@@ -60,12 +60,14 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
                 args.net.admin_listen
             )
         })?;
+    let resources = crate::resources::start(&args.resources, signal.clone());
     let admin_state = Arc::new(AdminState {
         prometheus,
         health: health.clone(),
         stats: stats.clone(),
         started,
         upstream: args.net.upstream.to_string(),
+        resources: resources.snapshot.clone(),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, signal.clone()));
 
@@ -93,5 +95,6 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
     health.start_draining();
     shutdown.trigger();
     let _ = admin_task.await;
+    let _ = tokio::task::spawn_blocking(move || resources.join()).await;
     Ok(())
 }
