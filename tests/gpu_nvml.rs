@@ -136,10 +136,17 @@ fn reads_every_counter_of_two_gpus() {
     assert_eq!(throttled.len(), 9);
     for (labels, value) in throttled {
         let reason = &labels.iter().find(|(k, _)| k == "reason").unwrap().1;
-        assert_eq!(value, if reason == "sw_power_cap" { 1.0 } else { 0.0 }, "{reason}");
+        assert_eq!(
+            value,
+            if reason == "sw_power_cap" { 1.0 } else { 0.0 },
+            "{reason}"
+        );
     }
     assert_eq!(
-        m.value("magma_gpu_throttled", &[("gpu", "1"), ("reason", "gpu_idle")]),
+        m.value(
+            "magma_gpu_throttled",
+            &[("gpu", "1"), ("reason", "gpu_idle")]
+        ),
         Some(1.0)
     );
     // Two processes on GPU 0, none on GPU 1.
@@ -149,7 +156,10 @@ fn reads_every_counter_of_two_gpus() {
         Some((16 * GIB + (512 << 20)) as f64)
     );
     assert_eq!(m.value("magma_gpu_processes", &gpu("1")), Some(0.0));
-    assert_eq!(m.value("magma_gpu_process_memory_bytes", &gpu("1")), Some(0.0));
+    assert_eq!(
+        m.value("magma_gpu_process_memory_bytes", &gpu("1")),
+        Some(0.0)
+    );
     assert_eq!(
         m.value(
             "magma_gpu_info",
@@ -170,7 +180,10 @@ fn reads_every_counter_of_two_gpus() {
             .is_some_and(|(_, count)| *count >= 5.0)
     });
     assert_eq!(
-        later.value("magma_gpu_collect_errors_total", &[("kind", "not_supported")]),
+        later.value(
+            "magma_gpu_collect_errors_total",
+            &[("kind", "not_supported")]
+        ),
         Some(2.0)
     );
 
@@ -201,15 +214,22 @@ fn missing_library_degrades_and_retries() {
         &[],
     );
     let m = sidecar.metrics_until("several failed attempts", |m| {
-        m.value("magma_gpu_collect_errors_total", &[("kind", "library_missing")])
-            .is_some_and(|n| n >= 3.0)
+        m.value(
+            "magma_gpu_collect_errors_total",
+            &[("kind", "library_missing")],
+        )
+        .is_some_and(|n| n >= 3.0)
     });
     assert_eq!(up(&m), Some(0.0));
     assert!(m.series("magma_gpu_utilization_ratio", &[]).is_empty());
     // The proxy side is alive, and the reason was logged once, not per retry.
     assert_eq!(support::get(sidecar.admin, "/healthz").unwrap().0, 200);
     let stderr = sidecar.stderr();
-    assert_eq!(stderr.matches("GPU metrics unavailable").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("GPU metrics unavailable").count(),
+        1,
+        "{stderr}"
+    );
     assert!(stderr.contains("library_missing"), "{stderr}");
     let (status, stderr) = sidecar.terminate();
     assert!(status.success(), "{stderr}");
@@ -235,14 +255,20 @@ fn driver_not_loaded_then_loaded() {
     let fake = Fake::new(&[], &format!("init=9\n{}", two_gpus()));
     let sidecar = fake.start(&[], &[]);
     let m = sidecar.metrics_until("driver_not_loaded", |m| {
-        m.value("magma_gpu_collect_errors_total", &[("kind", "driver_not_loaded")])
-            .is_some_and(|n| n >= 1.0)
+        m.value(
+            "magma_gpu_collect_errors_total",
+            &[("kind", "driver_not_loaded")],
+        )
+        .is_some_and(|n| n >= 1.0)
     });
     assert_eq!(up(&m), Some(0.0));
     // The driver comes up: the retry with backoff finds it.
     write_config(&fake.config, &two_gpus());
     let m = sidecar.metrics_until("recovery", |m| up(m) == Some(1.0));
-    assert_eq!(m.value("magma_gpu_temperature_celsius", &gpu("0")), Some(64.0));
+    assert_eq!(
+        m.value("magma_gpu_temperature_celsius", &gpu("0")),
+        Some(64.0)
+    );
     assert!(sidecar.stderr().contains("GPU metrics available again"));
 }
 
@@ -293,11 +319,20 @@ fn missing_symbols_disable_one_counter_and_do_not_break_shutdown() {
     });
     assert_eq!(up(&m), Some(1.0));
     assert!(m.series("magma_gpu_power_watts", &[]).is_empty());
-    assert_eq!(m.value("magma_gpu_power_limit_watts", &gpu("0")), Some(700.0));
-    assert_eq!(m.value("magma_gpu_temperature_celsius", &gpu("1")), Some(35.0));
+    assert_eq!(
+        m.value("magma_gpu_power_limit_watts", &gpu("0")),
+        Some(700.0)
+    );
+    assert_eq!(
+        m.value("magma_gpu_temperature_celsius", &gpu("1")),
+        Some(35.0)
+    );
     // Once per GPU, not once per poll.
     assert_eq!(
-        m.value("magma_gpu_collect_errors_total", &[("kind", "missing_symbol")]),
+        m.value(
+            "magma_gpu_collect_errors_total",
+            &[("kind", "missing_symbol")]
+        ),
         Some(2.0)
     );
     // nvml-wrapper's Drop would panic without nvmlShutdown; the sidecar must exit cleanly.
@@ -309,13 +344,20 @@ fn missing_symbols_disable_one_counter_and_do_not_break_shutdown() {
 #[test]
 fn only_selected_gpus_are_exported() {
     let fake = Fake::new(&[], &two_gpus());
-    let by_flag = fake.start(&["--gpu-devices", "GPU-bbbbbbbb-0000-0000-0000-000000000000"], &[]);
-    let m = by_flag.metrics_until("GPU 1", |m| m.value("magma_gpu_device_up", &gpu("1")).is_some());
+    let by_flag = fake.start(
+        &["--gpu-devices", "GPU-bbbbbbbb-0000-0000-0000-000000000000"],
+        &[],
+    );
+    let m = by_flag.metrics_until("GPU 1", |m| {
+        m.value("magma_gpu_device_up", &gpu("1")).is_some()
+    });
     assert!(m.series("magma_gpu_device_up", &gpu("0")).is_empty());
     drop(by_flag);
 
     // NVIDIA_VISIBLE_DEVICES by index, in a container that sees both GPUs.
     let by_env = fake.start(&[], &[("NVIDIA_VISIBLE_DEVICES", "0")]);
-    let m = by_env.metrics_until("GPU 0", |m| m.value("magma_gpu_device_up", &gpu("0")).is_some());
+    let m = by_env.metrics_until("GPU 0", |m| {
+        m.value("magma_gpu_device_up", &gpu("0")).is_some()
+    });
     assert!(m.series("magma_gpu_device_up", &gpu("1")).is_empty());
 }

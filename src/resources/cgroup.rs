@@ -35,9 +35,8 @@ pub fn read(dir: &std::path::Path) -> Option<CgroupReading> {
             .and_then(|t| t.trim().parse().ok())
     };
     let cpu = fs::read_to_string(dir.join("cpu.stat")).ok();
-    let cpu_field = |name: &str| -> Option<f64> {
-        cpu.as_deref().and_then(|text| parse_cpu_stat(text, name))
-    };
+    let cpu_field =
+        |name: &str| -> Option<f64> { cpu.as_deref().and_then(|text| parse_cpu_stat(text, name)) };
     let reading = CgroupReading {
         memory_current_bytes: number("memory.current"),
         memory_max_bytes: number("memory.max"),

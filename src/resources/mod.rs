@@ -56,7 +56,11 @@ pub struct ResourceArgs {
     pub host_proc: Option<String>,
 
     /// Pid of the model server process (as this container sees it).
-    #[arg(long, env = "MAGMA_MONITOR_UPSTREAM_PID", conflicts_with = "upstream_process_name")]
+    #[arg(
+        long,
+        env = "MAGMA_MONITOR_UPSTREAM_PID",
+        conflicts_with = "upstream_process_name"
+    )]
     pub upstream_pid: Option<u32>,
 
     /// Name of the model server process (comm, or an argument of its command

@@ -78,7 +78,10 @@ pub fn read_nspid(proc_root: &str, pid: &str) -> Option<Vec<u32>> {
 
 fn parse_nspid(status: &str) -> Option<Vec<u32>> {
     let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-    let pids: Option<Vec<u32>> = line.split_ascii_whitespace().map(|p| p.parse().ok()).collect();
+    let pids: Option<Vec<u32>> = line
+        .split_ascii_whitespace()
+        .map(|p| p.parse().ok())
+        .collect();
     pids.filter(|p| !p.is_empty())
 }
 

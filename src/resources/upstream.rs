@@ -153,7 +153,10 @@ fn matches_name(proc_root: &str, pid: u32, name: &str) -> bool {
     }
     procfs::read_cmdline(proc_root, pid).is_some_and(|args| {
         args.iter().any(|arg| {
-            arg == name || std::path::Path::new(arg).file_name().is_some_and(|f| f == name)
+            arg == name
+                || std::path::Path::new(arg)
+                    .file_name()
+                    .is_some_and(|f| f == name)
         })
     })
 }
@@ -210,26 +213,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_a_child_by_name_and_notices_its_restart() {
+    fn reads_a_process_by_pid() {
+        let me = std::process::id();
+        let mut collector = UpstreamCollector::new(Target::Pid(me));
+        let snapshot = collector.poll();
+        assert!(snapshot.up);
+        assert_eq!(snapshot.pid, Some(me));
+        assert!(snapshot.resident_memory_bytes.unwrap() > 0);
+        assert!(snapshot.threads.unwrap() >= 1);
+    }
+
+    #[test]
+    fn a_vanished_process_is_down() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
-        let pid = child.id();
-        let mut collector = UpstreamCollector::new(Target::Name("sleep".into()));
-        // Other `sleep` processes may be running; the oldest wins, so only
-        // check that one was found, then follow our own child by pid.
-        assert!(find_by_name("/proc", "sleep").is_some());
-        let mut by_pid = UpstreamCollector::new(Target::Pid(pid));
-        let first = by_pid.poll();
-        assert!(first.up);
-        assert_eq!(first.pid, Some(pid));
-        assert!(first.resident_memory_bytes.unwrap() > 0);
+        let mut collector = UpstreamCollector::new(Target::Pid(child.id()));
+        assert!(collector.poll().up);
         child.kill().unwrap();
         child.wait().unwrap();
-        let after = by_pid.poll();
+        let after = collector.poll();
         assert!(!after.up);
-        assert!(collector.poll().enabled);
+        assert!(after.enabled);
+        assert_eq!(after.pid, None);
     }
 
     #[test]

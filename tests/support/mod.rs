@@ -19,7 +19,9 @@ pub fn build_fake_nvml(dir: &Path, omit: &[&str]) -> PathBuf {
     for symbol in omit {
         command.arg(format!("-DOMIT_{symbol}"));
     }
-    let status = command.status().expect("a C compiler (cc) is needed to build the fake NVML");
+    let status = command
+        .status()
+        .expect("a C compiler (cc) is needed to build the fake NVML");
     assert!(status.success(), "building the fake NVML failed");
     output
 }
@@ -158,7 +160,10 @@ pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     stream.read_to_string(&mut response).ok()?;
     let status = response.split(' ').nth(1)?.parse().ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -181,6 +186,9 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// Label pairs of one series.
+pub type Labels = Vec<(String, String)>;
+
 /// A Prometheus text exposition.
 pub struct Metrics(pub String);
 
@@ -197,7 +205,7 @@ impl Metrics {
     }
 
     /// Every series of `name` whose labels include `labels`.
-    pub fn series(&self, name: &str, labels: &[(&str, &str)]) -> Vec<(Vec<(String, String)>, f64)> {
+    pub fn series(&self, name: &str, labels: &[(&str, &str)]) -> Vec<(Labels, f64)> {
         self.0
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -213,7 +221,7 @@ impl Metrics {
     }
 }
 
-fn parse_line(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn parse_line(line: &str) -> Option<(String, Labels, f64)> {
     let (series, value) = line.rsplit_once(' ')?;
     let value: f64 = value.parse().ok()?;
     let Some((name, rest)) = series.split_once('{') else {

@@ -97,7 +97,10 @@ fn run(config: GpuConfig, shared: SharedResources, stopper: Stopper) {
                 record::up(false);
                 mark_down(&shared, k);
                 if collector.is_some() && last_down != Some(k) {
-                    tracing::warn!(kind = k, "GPU poll failed (magma_gpu_up 0); retrying with backoff");
+                    tracing::warn!(
+                        kind = k,
+                        "GPU poll failed (magma_gpu_up 0); retrying with backoff"
+                    );
                 }
                 last_down = Some(k);
                 failures = failures.saturating_add(1);

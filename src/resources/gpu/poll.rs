@@ -171,7 +171,11 @@ impl GpuCollector {
                 if self.config.pid_view.can_map() {
                     upstream_matched = true;
                     for p in processes {
-                        if self.config.pid_view.is_upstream(p.pid, up.pid, up.start_ticks) {
+                        if self
+                            .config
+                            .pid_view
+                            .is_upstream(p.pid, up.pid, up.start_ticks)
+                        {
                             upstream_memory += p.memory_bytes.unwrap_or(0);
                         }
                     }
@@ -322,7 +326,9 @@ fn read_device(device: &Device<'_>, r: &mut Reader<'_>) -> GpuReading {
         .read(Counter::PowerLimit, || device.enforced_power_limit())
         .map(milli);
     let mhz = |c: u32| f64::from(c) * 1e6;
-    reading.sm_clock_hertz = r.read(Counter::SmClock, || device.clock_info(Clock::SM)).map(mhz);
+    reading.sm_clock_hertz = r
+        .read(Counter::SmClock, || device.clock_info(Clock::SM))
+        .map(mhz);
     reading.memory_clock_hertz = r
         .read(Counter::MemoryClock, || device.clock_info(Clock::Memory))
         .map(mhz);
@@ -341,14 +347,15 @@ fn read_device(device: &Device<'_>, r: &mut Reader<'_>) -> GpuReading {
     reading.pcie_replays_total = r
         .read(Counter::PcieReplays, || device.pcie_replay_counter())
         .map(u64::from);
-    let compute = r.read(Counter::ComputeProcesses, || device.running_compute_processes());
+    let compute = r.read(Counter::ComputeProcesses, || {
+        device.running_compute_processes()
+    });
     let graphics = r.read(Counter::GraphicsProcesses, || {
         device.running_graphics_processes()
     });
     if compute.is_some() || graphics.is_some() {
         let processes = merge_processes(compute.unwrap_or_default(), graphics.unwrap_or_default());
-        reading.process_memory_bytes =
-            Some(processes.iter().filter_map(|p| p.memory_bytes).sum());
+        reading.process_memory_bytes = Some(processes.iter().filter_map(|p| p.memory_bytes).sum());
         reading.processes = Some(processes);
     }
     reading
@@ -390,7 +397,10 @@ pub const THROTTLE_REASONS: &[(ThrottleReasons, &str)] = &[
         ThrottleReasons::HW_POWER_BRAKE_SLOWDOWN,
         "hw_power_brake_slowdown",
     ),
-    (ThrottleReasons::DISPLAY_CLOCK_SETTING, "display_clock_setting"),
+    (
+        ThrottleReasons::DISPLAY_CLOCK_SETTING,
+        "display_clock_setting",
+    ),
 ];
 
 fn active_reasons(reasons: ThrottleReasons) -> Vec<&'static str> {
