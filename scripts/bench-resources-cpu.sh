@@ -47,13 +47,16 @@ on=$!
 "$bin" --listen "127.0.0.1:$(port)" --admin-listen "127.0.0.1:$(port)" --no-gpu 2>"$work/off.log" &
 off=$!
 sleep 5
-ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
-on0=$(ticks $on); off0=$(ticks $off)
+# CPU time in nanoseconds, summed over every thread (first field of
+# /proc/<pid>/task/<tid>/schedstat; utime/stime in clock ticks are too coarse
+# for a process this idle). Threads that ended in between are not counted,
+# and the collectors' threads live as long as the process.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { print s }'; }
+on0=$(cpu_ns $on); off0=$(cpu_ns $off)
 sleep "$duration"
-on1=$(ticks $on); off1=$(ticks $off)
-awk -v a="$((on1 - on0))" -v b="$((off1 - off0))" -v hz="$hz" -v d="$duration" 'BEGIN {
-    printf "collectors on : %.3f s CPU in %d s = %.3f%% of one core\n", a / hz, d, 100 * a / hz / d
-    printf "collectors off: %.3f s CPU in %d s = %.3f%% of one core\n", b / hz, d, 100 * b / hz / d
-    printf "difference    : %.3f%% of one core\n", 100 * (a - b) / hz / d
+on1=$(cpu_ns $on); off1=$(cpu_ns $off)
+awk -v a="$((on1 - on0))" -v b="$((off1 - off0))" -v d="$duration" 'BEGIN {
+    printf "collectors on : %.1f ms CPU in %d s = %.4f%% of one core\n", a / 1e6, d, 100 * a / 1e9 / d
+    printf "collectors off: %.1f ms CPU in %d s = %.4f%% of one core\n", b / 1e6, d, 100 * b / 1e9 / d
+    printf "difference    : %.4f%% of one core\n", 100 * (a - b) / 1e9 / d
 }'
