@@ -361,3 +361,34 @@ fn only_selected_gpus_are_exported() {
     });
     assert!(m.series("magma_gpu_device_up", &gpu("1")).is_empty());
 }
+
+#[test]
+fn gpu_and_process_metrics_pass_promtool() {
+    let fake = Fake::new(&[], &two_gpus());
+    let me = std::process::id().to_string();
+    let sidecar = fake.start(&["--upstream-pid", &me, "--process-interval", "100ms"], &[]);
+    let m = sidecar.metrics_until("GPU and process metrics", |m| {
+        up(m) == Some(1.0) && m.value("magma_upstream_process_up", &[]) == Some(1.0)
+    });
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/install-system-packages.sh installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(m.0.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
