@@ -1,7 +1,8 @@
 //! The GPU collector against a fake NVML library built from
 //! tests/fake_nvml/fake_nvml.c, loaded by the real binary through --nvml-lib.
 
-mod support;
+mod resources_support;
+use resources_support as support;
 
 use std::path::PathBuf;
 

@@ -5,7 +5,8 @@
 //! a distinctive name and `GROW_CHILD=1`, so no interpreter is needed: it
 //! waits for lines on stdin and, for each, allocates and touches 64 MiB.
 
-mod support;
+mod resources_support;
+use resources_support as support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
