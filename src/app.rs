@@ -75,12 +75,14 @@ pub async fn serve(
                 args.net.admin_listen
             )
         })?;
+    let resources = crate::resources::start(&args.resources, signal.clone());
     let admin_state = Arc::new(AdminState {
         prometheus,
         health: health.clone(),
         stats: stats.clone(),
         started,
         upstream: args.net.upstream.to_string(),
+        resources: resources.snapshot.clone(),
         timeseries: Default::default(),
     });
     // The admin server outlives the drain, so probes see `/readyz` turn false.
@@ -147,6 +149,7 @@ pub async fn serve(
     let _ = proxy_task.await;
     admin_shutdown.trigger();
     let _ = admin_task.await;
+    let _ = tokio::task::spawn_blocking(move || resources.join()).await;
     tracing::info!("stopped");
     Ok(())
 }

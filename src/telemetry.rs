@@ -102,6 +102,113 @@ catalogue! {
     PROCESS_START_TIME = "magma_process_start_time_seconds", Gauge, Some(Unit::Seconds),
         [],
         "Start time of the magma-monitor process, seconds since the Unix epoch.";
+
+    // --- resources: GPU (NVML) and the upstream model process ---
+    GPU_UP = "magma_gpu_up", Gauge, None,
+        [],
+        "1 while NVML answers and at least one selected GPU is found.";
+    GPU_INFO = "magma_gpu_info", Gauge, None,
+        ["gpu", "uuid", "name", "driver_version", "cuda_version"],
+        "Always 1 per GPU; the labels carry its identity and the driver and CUDA versions.";
+    GPU_DEVICE_UP = "magma_gpu_device_up", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "1 while the GPU answers, 0 once it fell off the bus or needs a reset.";
+    GPU_COLLECT_ERRORS = "magma_gpu_collect_errors_total", Counter, None,
+        ["kind"],
+        "GPU collection errors by kind: library_missing, init_failed, driver_not_loaded, no_device, not_supported, missing_symbol, no_permission, gpu_lost, other.";
+    GPU_POLL_DURATION = "magma_gpu_poll_duration_seconds", Histogram, Some(Unit::Seconds),
+        [],
+        "Time one poll of every selected GPU took.";
+    GPU_UTILIZATION = "magma_gpu_utilization_ratio", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "Fraction of the last sample period in which a kernel ran on the GPU.";
+    GPU_MEMORY_UTILIZATION = "magma_gpu_memory_utilization_ratio", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "Fraction of the last sample period in which device memory was read or written.";
+    GPU_MEMORY_USED = "magma_gpu_memory_used_bytes", Gauge, Some(Unit::Bytes),
+        ["gpu", "uuid", "name"],
+        "Device memory allocated.";
+    GPU_MEMORY_FREE = "magma_gpu_memory_free_bytes", Gauge, Some(Unit::Bytes),
+        ["gpu", "uuid", "name"],
+        "Device memory not allocated.";
+    GPU_MEMORY_TOTAL = "magma_gpu_memory_total_bytes", Gauge, Some(Unit::Bytes),
+        ["gpu", "uuid", "name"],
+        "Device memory installed.";
+    GPU_MEMORY_RESERVED = "magma_gpu_memory_reserved_bytes", Gauge, Some(Unit::Bytes),
+        ["gpu", "uuid", "name"],
+        "Device memory reserved by the driver and firmware.";
+    GPU_TEMPERATURE = "magma_gpu_temperature_celsius", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "GPU die temperature.";
+    GPU_POWER = "magma_gpu_power_watts", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "Power draw of the board.";
+    GPU_POWER_LIMIT = "magma_gpu_power_limit_watts", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "Power limit the driver enforces.";
+    GPU_ENERGY = "magma_gpu_energy_joules_total", Counter, None,
+        ["gpu", "uuid", "name"],
+        "Energy used since the driver was loaded (whole joules).";
+    GPU_SM_CLOCK = "magma_gpu_sm_clock_hertz", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "Current SM clock.";
+    GPU_MEMORY_CLOCK = "magma_gpu_memory_clock_hertz", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "Current memory clock.";
+    GPU_ECC_ERRORS = "magma_gpu_ecc_errors_total", Counter, None,
+        ["gpu", "uuid", "name", "type"],
+        "ECC errors over the device's lifetime by type: corrected, uncorrected.";
+    GPU_THROTTLED = "magma_gpu_throttled", Gauge, None,
+        ["gpu", "uuid", "name", "reason"],
+        "1 while clocks are held down for the reason (gpu_idle, sw_power_cap, hw_slowdown, sw_thermal_slowdown, hw_thermal_slowdown, ...).";
+    GPU_PCIE_REPLAYS = "magma_gpu_pcie_replays_total", Counter, None,
+        ["gpu", "uuid", "name"],
+        "PCIe replays (link-level retransmissions).";
+    GPU_PROCESSES = "magma_gpu_processes", Gauge, None,
+        ["gpu", "uuid", "name"],
+        "Processes with a compute or graphics context on the GPU.";
+    GPU_PROCESS_MEMORY = "magma_gpu_process_memory_bytes", Gauge, Some(Unit::Bytes),
+        ["gpu", "uuid", "name"],
+        "GPU memory used by all processes on the GPU: the model's share when the pod owns the GPU.";
+    UPSTREAM_PROCESS_UP = "magma_upstream_process_up", Gauge, None,
+        [],
+        "1 while the upstream model process is found in /proc.";
+    UPSTREAM_PROCESS_RESIDENT_MEMORY = "magma_upstream_process_resident_memory_bytes", Gauge, Some(Unit::Bytes),
+        [],
+        "Resident memory of the upstream model process.";
+    UPSTREAM_PROCESS_VIRTUAL_MEMORY = "magma_upstream_process_virtual_memory_bytes", Gauge, Some(Unit::Bytes),
+        [],
+        "Virtual memory size of the upstream model process.";
+    UPSTREAM_PROCESS_CPU = "magma_upstream_process_cpu_seconds_total", Counter, Some(Unit::Seconds),
+        [],
+        "User plus system CPU time of the upstream model process (whole seconds).";
+    UPSTREAM_PROCESS_THREADS = "magma_upstream_process_threads", Gauge, None,
+        [],
+        "Threads of the upstream model process.";
+    UPSTREAM_PROCESS_OPEN_FDS = "magma_upstream_process_open_fds", Gauge, None,
+        [],
+        "Open file descriptors of the upstream model process (0 when not permitted to list them).";
+    UPSTREAM_PROCESS_START_TIME = "magma_upstream_process_start_time_seconds", Gauge, Some(Unit::Seconds),
+        [],
+        "Start time of the upstream model process, seconds since the Unix epoch.";
+    UPSTREAM_PROCESS_RESTARTS = "magma_upstream_process_restarts_total", Counter, None,
+        [],
+        "Times the upstream model process was found again under a new pid or start time.";
+    UPSTREAM_PROCESS_GPU_MEMORY = "magma_upstream_process_gpu_memory_bytes", Gauge, Some(Unit::Bytes),
+        [],
+        "GPU memory of the upstream model process on the selected GPUs (needs the host pid view, see docs/resources.md).";
+    UPSTREAM_CGROUP_MEMORY = "magma_upstream_cgroup_memory_bytes", Gauge, Some(Unit::Bytes),
+        [],
+        "memory.current of the upstream process's cgroup v2, where readable.";
+    UPSTREAM_CGROUP_MEMORY_LIMIT = "magma_upstream_cgroup_memory_limit_bytes", Gauge, Some(Unit::Bytes),
+        [],
+        "memory.max of the upstream process's cgroup v2, where readable and limited.";
+    UPSTREAM_CGROUP_CPU = "magma_upstream_cgroup_cpu_seconds_total", Counter, Some(Unit::Seconds),
+        [],
+        "cpu.stat usage of the upstream process's cgroup v2 (whole seconds), where readable.";
+    UPSTREAM_CGROUP_CPU_THROTTLED = "magma_upstream_cgroup_cpu_throttled_seconds_total", Counter, Some(Unit::Seconds),
+        [],
+        "cpu.stat throttled time of the upstream process's cgroup v2 (whole seconds), where readable.";
 }
 
 /// Default latency bucket bounds in seconds: 5 ms to 120 s, with a bound at
@@ -257,9 +364,18 @@ fn histogram_buckets<'a>(name: &str, buckets: &'a Buckets) -> &'a [f64] {
     }
 }
 
+/// Buckets of one GPU poll: 100 µs to 1 s (a poll takes about a millisecond
+/// per GPU on a healthy driver; a hung driver shows in the top buckets).
+pub const GPU_POLL_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
 /// Bucket layouts of the histograms owned by the analysis areas.
-fn extra_histogram_buckets(_name: &str) -> &'static [f64] {
-    DEFAULT_LATENCY_BUCKETS
+fn extra_histogram_buckets(name: &str) -> &'static [f64] {
+    match name {
+        GPU_POLL_DURATION => GPU_POLL_BUCKETS,
+        _ => DEFAULT_LATENCY_BUCKETS,
+    }
 }
 
 #[cfg(test)]

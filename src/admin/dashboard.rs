@@ -89,6 +89,7 @@ mod tests {
             stats: Default::default(),
             started: std::time::Instant::now(),
             upstream: "http://127.0.0.1:8080/".into(),
+            resources: crate::resources::snapshot::shared(),
             timeseries: Default::default(),
         }
     }

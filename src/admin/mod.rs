@@ -4,6 +4,7 @@
 mod dashboard;
 mod json;
 mod prom_text;
+mod resources;
 mod status;
 pub mod timeseries;
 
@@ -33,6 +34,8 @@ pub struct AdminState {
     pub stats: Arc<RequestStats>,
     pub started: Instant,
     pub upstream: String,
+    /// Latest GPU and upstream-process readings (`/api/resources`).
+    pub resources: crate::resources::SharedResources,
     /// One point a second for the dashboard, sampled from the registry.
     pub timeseries: timeseries::TimeSeries,
 }
@@ -78,17 +81,20 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
         }
         (&Method::GET, "/readyz") => readiness(state),
         (&Method::GET, "/api/status") => status::status(state),
+        (&Method::GET, "/api/resources") => resources::resources(state),
         (&Method::GET, "/api/timeseries") => dashboard::timeseries(req.uri().query(), state),
         (&Method::GET, "/" | "/dashboard") => dashboard::page(),
         (&Method::GET, "/dashboard.js") => dashboard::script(),
         (&Method::GET, "/dashboard.css") => dashboard::stylesheet(),
-        (_, "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/timeseries") => {
-            json::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route answers GET only",
-            )
-        }
+        (
+            _,
+            "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/resources"
+            | "/api/timeseries",
+        ) => json::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route answers GET only",
+        ),
         _ => json::error(StatusCode::NOT_FOUND, "not_found", "no such admin route"),
     }
 }
