@@ -208,6 +208,13 @@ fn dashboard_shows_live_data_from_a_running_demo() {
     );
     let qps: f64 = text_of(&dom, "v-qps").unwrap().parse().unwrap();
     assert!(qps > 0.0, "qps tile shows {qps}");
+    // The resource panel renders /api/resources: the demo's own process is the model process.
+    let resources = &dom[dom.find("id=\"panel-resources\"").unwrap()..];
+    let resources = &resources[..resources.find("</section>").unwrap()];
+    assert!(
+        resources.contains("resident_memory_bytes") && resources.contains("MiB"),
+        "resource panel: {resources}"
+    );
     let upstream_state = text_of(&dom, "upstream-state").unwrap();
     assert_eq!(upstream_state, "ready");
 

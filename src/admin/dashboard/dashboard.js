@@ -492,15 +492,21 @@ async function pollSamples() {
     return;
   }
   const body = answer.body;
-  const records = Array.isArray(body) ? body : (body.samples || body.records || []);
-  if (!records.length) { showEmpty("panel-samples", "no samples yet"); return; }
+  const records = (Array.isArray(body) ? body : (body.samples || body.records || [])).slice();
+  if (!records.length) {
+    showEmpty("panel-samples", body.enabled === false ? "sampling is off (--sample-rate 0 or no sample store)" : "no samples yet");
+    return;
+  }
   const get = (r, ...keys) => { for (const k of keys) { const v = k.split(".").reduce((o, part) => (o ? o[part] : undefined), r); if (v !== undefined && v !== null) return v; } return null; };
   const table = el("table", {}, [
     el("tr", {}, ["time", "route", "modality", "task", "status", "latency", "prompt / output", "request id"].map((h) => el("th", {}, h))),
-    ...records.slice().reverse().slice(0, 15).map((r) => {
+    // Newest first, whatever order the endpoint uses.
+    ...records.sort((a, b) => (toMs(get(b, "time", "timestamp", "t", "at")) || 0) - (toMs(get(a, "time", "timestamp", "t", "at")) || 0)).slice(0, 15).map((r) => {
       const t = toMs(get(r, "time", "timestamp", "t", "at"));
       const latency = get(r, "latency_seconds", "latency", "duration_seconds");
-      const text = get(r, "prompt", "output_text", "features.output_text", "output.text") ;
+      const prompt = get(r, "prompt");
+      const answer = get(r, "answer", "output_text", "output.text");
+      const text = [prompt, answer].filter((v) => v !== null).map(String).join(" → ");
       return el("tr", {}, [
         el("td", {}, t ? fmtClock(t) : "–"),
         el("td", {}, String(get(r, "route") ?? "–")),
