@@ -2,6 +2,11 @@
 //! two-sample tests and online detection.
 
 pub mod cli;
+pub mod kernel;
+pub mod matrix;
+pub mod mmd;
+pub mod mmd_blocked;
+pub mod sigma;
 
 use clap::Args;
 

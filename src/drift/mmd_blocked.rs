@@ -1,0 +1,176 @@
+//! Kernel sums of many sample splits at once, tile by tile.
+//!
+//! A split of the pooled samples z_1..z_N into X and Y is an indicator
+//! vector a (a_i = 1 when z_i is in X). The unbiased MMD² of a split needs
+//! only two quadratic forms of the kernel matrix K with zero diagonal:
+//! aᵀKa and aᵀK1 (plus 1ᵀK1, the same for every split):
+//!   Σ_{i≠j∈X} k = aᵀKa,  Σ_{i∈X,j∈Y} k = aᵀK1 - aᵀKa,
+//!   Σ_{i≠j∈Y} k = 1ᵀK1 - 2aᵀK1 + aᵀKa.
+//! With the indicators of all splits as the columns of an N×P matrix A, each
+//! kernel tile K_IJ is multiplied by A_J (a small dense product, the blocked
+//! kernel-times-permutation-matrix product) and the rows of the result are
+//! dotted with A_I. Every tile is computed once (pairs i < j only), used for
+//! all P splits, and dropped: memory is O(N·P + threads·TILE²), never N².
+
+use rayon::prelude::*;
+
+use super::kernel::{kernel_from_distances, row_norms, squared_distance_tile, TileScratch, TILE};
+use super::matrix::Samples;
+
+/// Sums over the unordered pairs i < j of the pooled samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairSums {
+    /// Σ_{i<j} a_i a_j k_ij per split (half of aᵀKa).
+    pub within: Vec<f64>,
+    /// Σ_{i<j} (a_i + a_j) k_ij per split (equals aᵀK1).
+    pub touching: Vec<f64>,
+    /// Σ_{i<j} k_ij (half of 1ᵀK1).
+    pub total: f64,
+}
+
+/// Split indicators: `width` columns per row, row i for pooled sample i.
+pub struct Splits {
+    pub width: usize,
+    pub indicators: Vec<f32>,
+}
+
+/// Computes the pair sums of every split in `splits` for the RBF kernel
+/// exp(-‖x-y‖² · `scale`), using all rayon threads.
+pub fn kernel_pair_sums(z: &Samples, splits: &Splits, scale: f32) -> PairSums {
+    let n = z.rows();
+    let width = splits.width;
+    let blocks = n.div_ceil(TILE);
+    let norms = row_norms(z);
+    let zero = || (vec![0.0f64; width], vec![0.0f64; width], 0.0f64);
+    let (within, touching, total) = (0..blocks)
+        .into_par_iter()
+        .fold(
+            || {
+                (
+                    zero(),
+                    TileScratch::new(z.cols()),
+                    vec![0.0f32; TILE * width],
+                )
+            },
+            |(mut acc, mut scratch, mut products), bi| {
+                let rows_i = bi * TILE..((bi + 1) * TILE).min(n);
+                for bj in bi..blocks {
+                    let rows_j = bj * TILE..((bj + 1) * TILE).min(n);
+                    squared_distance_tile(z, &norms, rows_i.clone(), rows_j.clone(), &mut scratch);
+                    kernel_from_distances(&mut scratch.out, scale);
+                    // Keep the pairs i < j only: clear the diagonal and below
+                    // on diagonal tiles, and the padding of partial tiles.
+                    for il in 0..TILE {
+                        let row = &mut scratch.out[il * TILE..(il + 1) * TILE];
+                        let keep_from = if bi == bj { il + 1 } else { 0 };
+                        let keep_to = rows_j.len();
+                        for (jl, v) in row.iter_mut().enumerate() {
+                            if jl < keep_from || jl >= keep_to || il >= rows_i.len() {
+                                *v = 0.0;
+                            }
+                        }
+                    }
+                    accumulate_tile(
+                        &scratch.out,
+                        &splits.indicators,
+                        width,
+                        rows_i.clone(),
+                        rows_j,
+                        &mut products,
+                        &mut acc,
+                    );
+                }
+                (acc, scratch, products)
+            },
+        )
+        .map(|(acc, _, _)| acc)
+        .reduce(zero, |mut a, b| {
+            a.0.iter_mut().zip(&b.0).for_each(|(x, y)| *x += y);
+            a.1.iter_mut().zip(&b.1).for_each(|(x, y)| *x += y);
+            a.2 += b.2;
+            a
+        });
+    PairSums {
+        within,
+        touching,
+        total,
+    }
+}
+
+type Accumulators = (Vec<f64>, Vec<f64>, f64);
+
+fn accumulate_tile(
+    tile: &[f32],
+    indicators: &[f32],
+    width: usize,
+    rows_i: std::ops::Range<usize>,
+    rows_j: std::ops::Range<usize>,
+    products: &mut [f32],
+    acc: &mut Accumulators,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { accumulate_avx2(tile, indicators, width, rows_i, rows_j, products, acc) };
+        return;
+    }
+    accumulate_body(tile, indicators, width, rows_i, rows_j, products, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn accumulate_avx2(
+    tile: &[f32],
+    indicators: &[f32],
+    width: usize,
+    rows_i: std::ops::Range<usize>,
+    rows_j: std::ops::Range<usize>,
+    products: &mut [f32],
+    acc: &mut Accumulators,
+) {
+    accumulate_body(tile, indicators, width, rows_i, rows_j, products, acc)
+}
+
+/// products = K_IJ · A_J (rows_i × width), then per split p:
+/// within_p += Σ_i a_ip · products_ip, touching_p += Σ_i products_ip +
+/// Σ_i a_ip · rowsum_i, total += Σ rowsum_i.
+#[inline(always)]
+fn accumulate_body(
+    tile: &[f32],
+    indicators: &[f32],
+    width: usize,
+    rows_i: std::ops::Range<usize>,
+    rows_j: std::ops::Range<usize>,
+    products: &mut [f32],
+    acc: &mut Accumulators,
+) {
+    let j0 = rows_j.start;
+    let mut within = vec![0.0f32; width];
+    let mut touching = vec![0.0f32; width];
+    let mut total = 0.0f32;
+    for (il, i) in rows_i.enumerate() {
+        let k_row = &tile[il * TILE..il * TILE + rows_j.len()];
+        let u = &mut products[il * width..(il + 1) * width];
+        u.fill(0.0);
+        for (jl, k) in k_row.iter().enumerate() {
+            let a_j = &indicators[(j0 + jl) * width..(j0 + jl + 1) * width];
+            for (u, a) in u.iter_mut().zip(a_j) {
+                *u += k * a;
+            }
+        }
+        let row_sum: f32 = k_row.iter().sum();
+        total += row_sum;
+        let a_i = &indicators[i * width..(i + 1) * width];
+        for (((w, t), u), a) in within.iter_mut().zip(touching.iter_mut()).zip(&*u).zip(a_i) {
+            *w += a * u;
+            *t += u + a * row_sum;
+        }
+    }
+    for (x, y) in acc.0.iter_mut().zip(&within) {
+        *x += f64::from(*y);
+    }
+    for (x, y) in acc.1.iter_mut().zip(&touching) {
+        *x += f64::from(*y);
+    }
+    acc.2 += f64::from(total);
+}
