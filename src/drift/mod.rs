@@ -1,8 +1,13 @@
 //! In-process drift engine: reference store, windows, MMD / KS / chi-square
 //! two-sample tests and online detection.
 
+pub mod chi2;
 pub mod cli;
+pub mod correction;
+pub mod gamma;
 pub mod kernel;
+pub mod kolmogorov;
+pub mod ks;
 pub mod matrix;
 pub mod mmd;
 pub mod mmd_blocked;
