@@ -70,7 +70,13 @@ mod tests {
     #[test]
     fn bonferroni_divides_the_level() {
         let d = decide(&[0.02, 0.5, 0.9, 0.3], 0.05, Correction::Bonferroni);
-        assert_eq!(d, Decision { drift: false, threshold: 0.0125 });
+        assert_eq!(
+            d,
+            Decision {
+                drift: false,
+                threshold: 0.0125
+            }
+        );
         assert!(decide(&[0.01, 0.5, 0.9, 0.3], 0.05, Correction::Bonferroni).drift);
     }
 
@@ -85,6 +91,12 @@ mod tests {
         let d = decide(&[0.02, 0.024], 0.05, Correction::Fdr);
         assert!(d.drift);
         let d = decide(&[0.2, 0.4], 0.05, Correction::Fdr);
-        assert_eq!(d, Decision { drift: false, threshold: 0.025 });
+        assert_eq!(
+            d,
+            Decision {
+                drift: false,
+                threshold: 0.025
+            }
+        );
     }
 }

@@ -116,7 +116,10 @@ mod tests {
             // Γ(n+1) = n!
             factorial *= f64::from(n);
             let got = ln_gamma(f64::from(n) + 1.0);
-            assert!((got - factorial.ln()).abs() < 1e-13 * factorial.ln().max(1.0), "{n}");
+            assert!(
+                (got - factorial.ln()).abs() < 1e-13 * factorial.ln().max(1.0),
+                "{n}"
+            );
         }
         let half = ln_gamma(0.5);
         assert!((half - std::f64::consts::PI.sqrt().ln()).abs() < 1e-14);
@@ -134,7 +137,10 @@ mod tests {
             (45.0, 2.0, 1.69189792261513e-10),
         ] {
             let got = chi2_sf(x, k);
-            assert!((got - want).abs() <= 1e-12 + 1e-9 * want, "x={x} k={k}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= 1e-12 + 1e-9 * want,
+                "x={x} k={k}: {got} vs {want}"
+            );
         }
     }
 }

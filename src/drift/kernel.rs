@@ -200,7 +200,11 @@ mod tests {
     #[test]
     fn tile_distances_match_direct_ones() {
         let rows: Vec<Vec<f32>> = (0..70)
-            .map(|i| (0..5).map(|k| ((i * 7 + k * 3) % 11) as f32 * 0.37 - 1.0).collect())
+            .map(|i| {
+                (0..5)
+                    .map(|k| ((i * 7 + k * 3) % 11) as f32 * 0.37 - 1.0)
+                    .collect()
+            })
             .collect();
         let z = Samples::from_rows(&rows).unwrap();
         let norms = row_norms(&z);

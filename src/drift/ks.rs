@@ -79,7 +79,9 @@ mod tests {
     /// the same vectors (statistic, pvalue printed with repr()).
     #[test]
     fn matches_scipy_ks_2samp_asymp() {
-        let a = [0.61, -1.2, 0.33, 2.05, -0.4, 0.9, 1.4, -0.05, 0.72, -2.3, 0.18];
+        let a = [
+            0.61, -1.2, 0.33, 2.05, -0.4, 0.9, 1.4, -0.05, 0.72, -2.3, 0.18,
+        ];
         let b = [1.1, 0.95, 2.4, 0.3, 1.7, 0.62, 3.1, 1.25];
         let got = ks_two_sample(&a, &b).unwrap();
         assert!((got.statistic - 0.5681818181818182).abs() < 1e-15);
@@ -87,7 +89,9 @@ mod tests {
 
         // a2 = [i*0.37 % 5 for i in range(300)], b2 = [(i*0.41 % 5)+0.3 for i in range(200)]
         let a2: Vec<f64> = (0..300).map(|i| (f64::from(i) * 0.37) % 5.0).collect();
-        let b2: Vec<f64> = (0..200).map(|i| (f64::from(i) * 0.41) % 5.0 + 0.3).collect();
+        let b2: Vec<f64> = (0..200)
+            .map(|i| (f64::from(i) * 0.41) % 5.0 + 0.3)
+            .collect();
         let got = ks_two_sample(&a2, &b2).unwrap();
         assert!((got.statistic - 0.06666666666666667).abs() < 1e-15);
         assert!((got.p_value - 0.6357579550372281).abs() < 1e-9);

@@ -94,12 +94,10 @@ pub fn mmd_test(
         Some(s) => return Err(MmdError::BadSigma(s)),
         None => median_heuristic_sigma(reference).ok_or(MmdError::ReferenceTooSmall(n))?,
     };
-    let pooled = reference
-        .stack(current)
-        .ok_or(MmdError::FeatureMismatch {
-            reference: reference.cols(),
-            current: current.cols(),
-        })?;
+    let pooled = reference.stack(current).ok_or(MmdError::FeatureMismatch {
+        reference: reference.cols(),
+        current: current.cols(),
+    })?;
     let splits = make_splits(n, m, config.permutations, config.seed);
     let sums = kernel_pair_sums(&pooled, &splits, (1.0 / (2.0 * sigma * sigma)) as f32);
     let stats: Vec<f64> = (0..=config.permutations)
@@ -255,13 +253,21 @@ mod tests {
     fn blocked_statistic_equals_the_direct_formula() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         // Sizes straddle tile edges (64) and include tiny and unequal sets.
-        for (n, m, d, shift) in [(2, 3, 1, 0.0), (50, 80, 3, 0.5), (64, 64, 2, 0.0), (130, 70, 5, 0.3)] {
+        for (n, m, d, shift) in [
+            (2, 3, 1, 0.0),
+            (50, 80, 3, 0.5),
+            (64, 64, 2, 0.0),
+            (130, 70, 5, 0.3),
+        ] {
             let x = gaussian(&mut rng, n, d, 0.0);
             let y = gaussian(&mut rng, m, d, shift);
             for sigma in [0.5, 1.7] {
                 let want = mmd2_direct(&x, &y, sigma);
                 let got = mmd2_unbiased(&x, &y, sigma).unwrap();
-                assert!((got - want).abs() < 2e-6, "n={n} m={m} sigma={sigma}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 2e-6,
+                    "n={n} m={m} sigma={sigma}: {got} vs {want}"
+                );
             }
         }
     }
@@ -294,9 +300,18 @@ mod tests {
     #[test]
     fn p_value_conventions_and_threshold() {
         let permuted = [0.1, 0.5, 0.3, 0.2];
-        assert_eq!(permutation_p_value(0.3, &permuted, PValueConvention::PlusOne), 3.0 / 5.0);
-        assert_eq!(permutation_p_value(0.3, &permuted, PValueConvention::Alibi), 2.0 / 4.0);
-        assert_eq!(permutation_p_value(9.0, &permuted, PValueConvention::PlusOne), 1.0 / 5.0);
+        assert_eq!(
+            permutation_p_value(0.3, &permuted, PValueConvention::PlusOne),
+            3.0 / 5.0
+        );
+        assert_eq!(
+            permutation_p_value(0.3, &permuted, PValueConvention::Alibi),
+            2.0 / 4.0
+        );
+        assert_eq!(
+            permutation_p_value(9.0, &permuted, PValueConvention::PlusOne),
+            1.0 / 5.0
+        );
         // Descending 0.5, 0.3, 0.2, 0.1; p_val 0.25 -> index 1.
         assert_eq!(permuted_quantile(&permuted, 0.25), 0.3);
         assert_eq!(permuted_quantile(&permuted, 0.0), 0.5);
@@ -307,13 +322,22 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let x = gaussian(&mut rng, 60, 3, 0.0);
         let y = gaussian(&mut rng, 60, 3, 0.0);
-        let config = MmdConfig { permutations: 50, seed: 9, ..MmdConfig::default() };
+        let config = MmdConfig {
+            permutations: 50,
+            seed: 9,
+            ..MmdConfig::default()
+        };
         assert_eq!(mmd_test(&x, &y, &config), mmd_test(&x, &y, &config));
     }
 
     #[test]
     fn false_positive_rate_is_near_p_val_and_power_is_high() {
-        let config = |seed| MmdConfig { permutations: 50, p_val: 0.1, seed, ..MmdConfig::default() };
+        let config = |seed| MmdConfig {
+            permutations: 50,
+            p_val: 0.1,
+            seed,
+            ..MmdConfig::default()
+        };
         let runs = 200;
         let mut false_alarms = 0;
         for seed in 0..runs {
@@ -323,7 +347,10 @@ mod tests {
             false_alarms += usize::from(mmd_test(&x, &y, &config(seed)).unwrap().drift);
         }
         // Binomial(200, 0.1): mean 20, sd 4.2; [8, 34] is beyond ±3 sd.
-        assert!((8..=34).contains(&false_alarms), "{false_alarms} false alarms in {runs}");
+        assert!(
+            (8..=34).contains(&false_alarms),
+            "{false_alarms} false alarms in {runs}"
+        );
         let mut detected = 0;
         for seed in 0..50 {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5000 + seed);
@@ -340,10 +367,19 @@ mod tests {
         let two = Samples::from_rows(&[vec![1.0], vec![2.0]]).unwrap();
         let wide = Samples::from_rows(&[vec![1.0, 2.0], vec![2.0, 3.0]]).unwrap();
         let c = MmdConfig::default();
-        assert_eq!(mmd_test(&one, &two, &c), Err(MmdError::ReferenceTooSmall(1)));
+        assert_eq!(
+            mmd_test(&one, &two, &c),
+            Err(MmdError::ReferenceTooSmall(1))
+        );
         assert_eq!(mmd_test(&two, &one, &c), Err(MmdError::CurrentTooSmall(1)));
-        assert!(matches!(mmd_test(&two, &wide, &c), Err(MmdError::FeatureMismatch { .. })));
-        let bad = MmdConfig { sigma: Some(0.0), ..MmdConfig::default() };
+        assert!(matches!(
+            mmd_test(&two, &wide, &c),
+            Err(MmdError::FeatureMismatch { .. })
+        ));
+        let bad = MmdConfig {
+            sigma: Some(0.0),
+            ..MmdConfig::default()
+        };
         assert_eq!(mmd_test(&two, &two, &bad), Err(MmdError::BadSigma(0.0)));
     }
 }

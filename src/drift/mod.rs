@@ -4,6 +4,7 @@
 pub mod chi2;
 pub mod cli;
 pub mod correction;
+pub mod csv_input;
 pub mod gamma;
 pub mod kernel;
 pub mod kolmogorov;

@@ -44,7 +44,9 @@ pub fn median_pair_squared_distance(z: &Samples) -> Option<f32> {
         ((bits >> 16) as usize == high_bucket).then_some((bits & 0xffff) as usize)
     });
     let (low_bucket, _) = locate(&low, rank_in_bucket)?;
-    Some(f32::from_bits(((high_bucket as u32) << 16) | low_bucket as u32))
+    Some(f32::from_bits(
+        ((high_bucket as u32) << 16) | low_bucket as u32,
+    ))
 }
 
 /// Finds the bucket holding the `rank`-th value and the rank within it.
@@ -122,7 +124,10 @@ mod tests {
             all.sort_by(f64::total_cmp);
             let direct = all[(all.len() - 1) / 2];
             let got = f64::from(median_pair_squared_distance(&z).unwrap());
-            assert!((got - direct).abs() <= 1e-5 * direct, "n={n}: {got} vs {direct}");
+            assert!(
+                (got - direct).abs() <= 1e-5 * direct,
+                "n={n}: {got} vs {direct}"
+            );
             let sigma = median_heuristic_sigma(&z).unwrap();
             assert!((sigma - (direct / 2.0).sqrt()).abs() < 1e-5 * sigma);
         }
