@@ -175,7 +175,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            parse_table("f", "1,nan\n"),
+            parse_table("f", "1,2\n1,nan\n"),
             Err(CsvError::NotNumeric { .. })
         ));
         assert_eq!(
