@@ -168,11 +168,8 @@ fn make_splits(n: usize, m: usize, permutations: usize, seed: u64) -> Splits {
 /// MMD²_u of split `p` from its pair sums (see `mmd_blocked` for the algebra).
 fn mmd2_from_sums(sums: &PairSums, p: usize, n: usize, m: usize) -> f64 {
     let (n, m) = (n as f64, m as f64);
-    let xx = 2.0 * sums.within[p];
-    let touching = sums.touching[p];
-    let xy = touching - xx;
-    let yy = 2.0 * sums.total - 2.0 * touching + xx;
-    xx / (n * (n - 1.0)) + yy / (m * (m - 1.0)) - 2.0 * xy / (n * m)
+    2.0 * sums.xx[p] / (n * (n - 1.0)) + 2.0 * sums.yy[p] / (m * (m - 1.0))
+        - 2.0 * sums.xy[p] / (n * m)
 }
 
 /// The permutation p-value under `convention`.
@@ -258,6 +255,8 @@ mod tests {
             (50, 80, 3, 0.5),
             (64, 64, 2, 0.0),
             (130, 70, 5, 0.3),
+            (300, 4, 3, 0.0),
+            (5, 200, 2, 1.0),
         ] {
             let x = gaussian(&mut rng, n, d, 0.0);
             let y = gaussian(&mut rng, m, d, shift);

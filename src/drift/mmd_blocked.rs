@@ -1,11 +1,9 @@
 //! Kernel sums of many sample splits at once, tile by tile.
 //!
 //! A split of the pooled samples z_1..z_N into X and Y is an indicator
-//! vector a (a_i = 1 when z_i is in X). The unbiased MMD² of a split needs
-//! only two quadratic forms of the kernel matrix K with zero diagonal:
-//! aᵀKa and aᵀK1 (plus 1ᵀK1, the same for every split):
-//!   Σ_{i≠j∈X} k = aᵀKa,  Σ_{i∈X,j∈Y} k = aᵀK1 - aᵀKa,
-//!   Σ_{i≠j∈Y} k = 1ᵀK1 - 2aᵀK1 + aᵀKa.
+//! vector a (a_i = 1 when z_i is in X), b = 1 − a. The unbiased MMD² of a
+//! split needs three quadratic forms of the kernel matrix K with zero
+//! diagonal: Σ_{i≠j∈X} k = aᵀKa, Σ_{i≠j∈Y} k = bᵀKb, Σ_{i∈X,j∈Y} k = aᵀKb.
 //! With the indicators of all splits as the columns of an N×P matrix A, each
 //! kernel tile K_IJ is multiplied by A_J (a small dense product, the blocked
 //! kernel-times-permutation-matrix product) and the rows of the result are
@@ -17,15 +15,15 @@ use rayon::prelude::*;
 use super::kernel::{kernel_from_distances, row_norms, squared_distance_tile, TileScratch, TILE};
 use super::matrix::Samples;
 
-/// Sums over the unordered pairs i < j of the pooled samples.
+/// Kernel sums over the unordered pairs i < j of the pooled samples, per split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairSums {
-    /// Σ_{i<j} a_i a_j k_ij per split (half of aᵀKa).
-    pub within: Vec<f64>,
-    /// Σ_{i<j} (a_i + a_j) k_ij per split (equals aᵀK1).
-    pub touching: Vec<f64>,
-    /// Σ_{i<j} k_ij (half of 1ᵀK1).
-    pub total: f64,
+    /// Σ_{i<j, both in X} k_ij (half of Σ_{i≠j∈X}).
+    pub xx: Vec<f64>,
+    /// Σ_{i<j, both in Y} k_ij.
+    pub yy: Vec<f64>,
+    /// Σ over pairs with one sample in X and one in Y (= Σ_{i∈X,j∈Y} k_ij).
+    pub xy: Vec<f64>,
 }
 
 /// Split indicators: `width` columns per row, row i for pooled sample i.
@@ -41,8 +39,14 @@ pub fn kernel_pair_sums(z: &Samples, splits: &Splits, scale: f32) -> PairSums {
     let width = splits.width;
     let blocks = n.div_ceil(TILE);
     let norms = row_norms(z);
-    let zero = || (vec![0.0f64; width], vec![0.0f64; width], 0.0f64);
-    let (within, touching, total) = (0..blocks)
+    let zero = || {
+        (
+            vec![0.0f64; width],
+            vec![0.0f64; width],
+            vec![0.0f64; width],
+        )
+    };
+    let (xx, yy, xy) = (0..blocks)
         .into_par_iter()
         .fold(
             || {
@@ -87,17 +91,13 @@ pub fn kernel_pair_sums(z: &Samples, splits: &Splits, scale: f32) -> PairSums {
         .reduce(zero, |mut a, b| {
             a.0.iter_mut().zip(&b.0).for_each(|(x, y)| *x += y);
             a.1.iter_mut().zip(&b.1).for_each(|(x, y)| *x += y);
-            a.2 += b.2;
+            a.2.iter_mut().zip(&b.2).for_each(|(x, y)| *x += y);
             a
         });
-    PairSums {
-        within,
-        touching,
-        total,
-    }
+    PairSums { xx, yy, xy }
 }
 
-type Accumulators = (Vec<f64>, Vec<f64>, f64);
+type Accumulators = (Vec<f64>, Vec<f64>, Vec<f64>);
 
 fn accumulate_tile(
     tile: &[f32],
@@ -131,9 +131,13 @@ unsafe fn accumulate_avx2(
     accumulate_body(tile, indicators, width, rows_i, rows_j, products, acc)
 }
 
-/// products = K_IJ · A_J (rows_i × width), then per split p:
-/// within_p += Σ_i a_ip · products_ip, touching_p += Σ_i products_ip +
-/// Σ_i a_ip · rowsum_i, total += Σ rowsum_i.
+/// products u = K_IJ · A_J (rows_i × width); with r_i the tile row sum
+/// and v = r − u = K_IJ · (1 − A_J), per split p:
+/// xx_p += Σ_i a_ip u_ip, yy_p += Σ_i (1 − a_ip) v_ip,
+/// xy_p += Σ_i a_ip v_ip + (1 − a_ip) u_ip.
+/// Each sum is formed from per-row quantities and accumulated in f64, so
+/// no large totals are subtracted from each other (no cancellation when
+/// one sample is much smaller than the other).
 #[inline(always)]
 fn accumulate_body(
     tile: &[f32],
@@ -145,9 +149,6 @@ fn accumulate_body(
     acc: &mut Accumulators,
 ) {
     let j0 = rows_j.start;
-    let mut within = vec![0.0f32; width];
-    let mut touching = vec![0.0f32; width];
-    let mut total = 0.0f32;
     for (il, i) in rows_i.enumerate() {
         let k_row = &tile[il * TILE..il * TILE + rows_j.len()];
         let u = &mut products[il * width..(il + 1) * width];
@@ -159,18 +160,20 @@ fn accumulate_body(
             }
         }
         let row_sum: f32 = k_row.iter().sum();
-        total += row_sum;
         let a_i = &indicators[i * width..(i + 1) * width];
-        for (((w, t), u), a) in within.iter_mut().zip(touching.iter_mut()).zip(&*u).zip(a_i) {
-            *w += a * u;
-            *t += u + a * row_sum;
+        let (xx, yy, xy) = (&mut acc.0, &mut acc.1, &mut acc.2);
+        for ((((xx, yy), xy), u), a) in xx
+            .iter_mut()
+            .zip(yy.iter_mut())
+            .zip(xy.iter_mut())
+            .zip(&*u)
+            .zip(a_i)
+        {
+            let v = row_sum - u;
+            let b = 1.0 - a;
+            *xx += f64::from(a * u);
+            *yy += f64::from(b * v);
+            *xy += f64::from(a * v + b * u);
         }
     }
-    for (x, y) in acc.0.iter_mut().zip(&within) {
-        *x += f64::from(*y);
-    }
-    for (x, y) in acc.1.iter_mut().zip(&touching) {
-        *x += f64::from(*y);
-    }
-    acc.2 += f64::from(total);
 }

@@ -12,6 +12,7 @@ pub mod ks;
 pub mod matrix;
 pub mod mmd;
 pub mod mmd_blocked;
+pub mod online;
 pub mod sigma;
 
 use clap::Args;
