@@ -50,6 +50,18 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
     let (shutdown, signal) = Shutdown::new();
 
     let health = Arc::new(Health::default());
+
+    // The drift engine belongs to the analysis worker, which feeds it
+    // samples (`DriftEngine::observe`) and polls it; the admin server reads
+    // its handle.
+    let drift_engine = if args.drift.no_drift {
+        None
+    } else {
+        Some(crate::drift::DriftEngine::new(
+            crate::drift::EngineConfig::from_args(&args.drift),
+        )?)
+    };
+    let drift_handle = drift_engine.as_ref().map(crate::drift::DriftEngine::handle);
     let stats = Arc::new(RequestStats::default());
 
     let admin_listener = tokio::net::TcpListener::bind(args.net.admin_listen)
@@ -66,6 +78,7 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
         stats: stats.clone(),
         started,
         upstream: args.net.upstream.to_string(),
+        drift: drift_handle,
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, signal.clone()));
 
@@ -93,5 +106,6 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
     health.start_draining();
     shutdown.trigger();
     let _ = admin_task.await;
+    drop(drift_engine);
     Ok(())
 }

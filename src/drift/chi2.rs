@@ -84,7 +84,8 @@ mod tests {
     /// correction=True), statistic and pvalue printed with repr().
     #[test]
     fn matches_scipy_chi2_contingency() {
-        let cases: &[(&[u64], &[u64], f64, f64, usize)] = &[
+        type Case<'a> = (&'a [u64], &'a [u64], f64, f64, usize);
+        let cases: &[Case] = &[
             (
                 &[30, 10],
                 &[20, 25],

@@ -10,7 +10,7 @@
 
 /// ln Γ(x) for x > 0.
 pub fn ln_gamma(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return f64::NAN;
     }
     let mut shift = 0.0f64;
@@ -38,7 +38,7 @@ pub fn ln_gamma(x: f64) -> f64 {
 
 /// Q(a, x) = Γ(a, x) / Γ(a), the upper regularized incomplete gamma function.
 pub fn gamma_q(a: f64, x: f64) -> f64 {
-    if !(a > 0.0) || x.is_nan() {
+    if a.is_nan() || a <= 0.0 || x.is_nan() {
         return f64::NAN;
     }
     if x <= 0.0 {

@@ -16,6 +16,7 @@
 //!   n·x² ≥ 2.2; otherwise 1 − CDF with the CDF from Durbin's matrix when
 //!   n·x^{3/2} ≤ 1.4 (and n ≤ 100 000), else the Pelz–Good (1976) asymptotic
 //!   series, and CDF 1 for n·x² ≥ 18.
+//!
 //! P(D⁺_n ≥ x), the one-sided exact Smirnov probability, is the
 //! Birnbaum–Tingey (1951) sum.
 

@@ -374,7 +374,7 @@ fn calibrate(
                     - 2.0 * cross / (rf * wf)
             })
             .collect();
-        let threshold = upper_quantile(&stats, 1.0 - fpr);
+        let threshold = upper_quantile(&stats, fpr);
         thresholds.push(threshold);
         let mut kept = Vec::with_capacity(live.len());
         for (b, s) in live.into_iter().zip(&stats) {
@@ -392,11 +392,16 @@ fn calibrate(
     thresholds
 }
 
-/// The empirical q-quantile: the ⌈q·n⌉-th smallest value.
-fn upper_quantile(values: &[f64], q: f64) -> f64 {
+/// The threshold among `values` for an exceedance probability `fpr`: the
+/// k-th smallest with k = ⌈(n + 1)(1 − fpr)⌉, because a new draw exceeds the
+/// k-th order statistic of n with probability (n + 1 − k)/(n + 1) (plain
+/// ⌈(1 − fpr)·n⌉ would overshoot the rate by 1/(n + 1), e.g. 0.011 instead
+/// of 0.01 with 1000 bootstraps, and shorten the run time by about 10 %).
+fn upper_quantile(values: &[f64], fpr: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    let n = sorted.len() as f64;
+    let rank = (((n + 1.0) * (1.0 - fpr)).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
 
@@ -464,15 +469,13 @@ mod tests {
             };
             let mut quiet = OnlineMmd::new(&reference, &config).unwrap();
             let mut shifted = quiet.clone();
-            let mut t = 0;
-            loop {
+            let t = loop {
                 let x = [normal(&mut rng), normal(&mut rng)];
                 let outcome = quiet.update(&x).unwrap();
-                t = outcome.t;
-                if outcome.drift || t >= 2000 {
-                    break;
+                if outcome.drift || outcome.t >= 2000 {
+                    break outcome.t;
                 }
-            }
+            };
             lengths.push(t as f64);
             loop {
                 let x = [normal(&mut rng) + 1.0, normal(&mut rng) + 1.0];
