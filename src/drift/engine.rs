@@ -620,14 +620,13 @@ impl DriftEngine {
             .unwrap_or(self.collecting.len());
         report::record_sizes(reference, self.window.len());
         let (window, capacity) = (self.window.len(), self.config.window);
-        let collecting = self.reference.is_none().then_some(self.collecting.len());
+        let collecting = self.reference.is_none().then(|| self.reference_info());
         self.handle.update(|s| {
             s.enabled = true;
             s.window_samples = window;
             s.window_capacity = capacity;
-            if let Some(collected) = collecting {
-                s.reference.state = "collecting";
-                s.reference.samples = collected;
+            if let Some(info) = collecting {
+                s.reference = info;
             }
         });
     }
