@@ -130,4 +130,43 @@ mod tests {
         assert_eq!(got.dof, 2);
         assert!(chi2_two_sample::<u8>(&[], &[1]).is_none());
     }
+
+    #[test]
+    fn false_positive_rate_is_near_the_level_and_power_is_high() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut draw = |n: usize, probabilities: [f64; 3]| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    let u: f64 = rng.random();
+                    if u < probabilities[0] {
+                        0
+                    } else if u < probabilities[0] + probabilities[1] {
+                        1
+                    } else {
+                        2
+                    }
+                })
+                .collect()
+        };
+        let runs = 400;
+        let mut false_alarms = 0;
+        for _ in 0..runs {
+            let a = draw(200, [0.5, 0.3, 0.2]);
+            let b = draw(200, [0.5, 0.3, 0.2]);
+            false_alarms += usize::from(chi2_two_sample(&a, &b).unwrap().p_value < 0.1);
+        }
+        // Binomial(400, 0.1): mean 40, sd 6; [20, 60] is beyond ±3 sd.
+        assert!(
+            (20..=60).contains(&false_alarms),
+            "{false_alarms} of {runs}"
+        );
+        let mut detected = 0;
+        for _ in 0..50 {
+            let a = draw(200, [0.5, 0.3, 0.2]);
+            let b = draw(200, [0.3, 0.3, 0.4]);
+            detected += usize::from(chi2_two_sample(&a, &b).unwrap().p_value < 0.05);
+        }
+        assert!(detected >= 47, "detected {detected} of 50 shifted mixes");
+    }
 }

@@ -111,4 +111,41 @@ mod tests {
         assert!(ks_two_sample(&[], &a).is_none());
         assert!(ks_two_sample(&[f64::NAN], &a).is_none());
     }
+
+    fn normals(rng: &mut impl rand::Rng, n: usize, shift: f64) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+                let u2: f64 = rng.random();
+                (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() + shift
+            })
+            .collect()
+    }
+
+    #[test]
+    fn false_positive_rate_is_near_the_level_and_power_is_high() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+        let runs = 400;
+        let false_alarms = (0..runs)
+            .filter(|_| {
+                let a = normals(&mut rng, 100, 0.0);
+                let b = normals(&mut rng, 100, 0.0);
+                ks_two_sample(&a, &b).unwrap().p_value < 0.1
+            })
+            .count();
+        // Binomial(400, 0.1): mean 40, sd 6; [20, 60] is beyond ±3 sd.
+        assert!(
+            (20..=60).contains(&false_alarms),
+            "{false_alarms} of {runs}"
+        );
+        let detected = (0..50)
+            .filter(|_| {
+                let a = normals(&mut rng, 60, 0.0);
+                let b = normals(&mut rng, 60, 1.0);
+                ks_two_sample(&a, &b).unwrap().p_value < 0.05
+            })
+            .count();
+        assert!(detected >= 47, "detected {detected} of 50 one-sigma shifts");
+    }
 }

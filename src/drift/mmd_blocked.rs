@@ -135,9 +135,11 @@ unsafe fn accumulate_avx2(
 /// and v = r − u = K_IJ · (1 − A_J), per split p:
 /// xx_p += Σ_i a_ip u_ip, yy_p += Σ_i (1 − a_ip) v_ip,
 /// xy_p += Σ_i a_ip v_ip + (1 − a_ip) u_ip.
-/// Each sum is formed from per-row quantities and accumulated in f64, so
-/// no large totals are subtracted from each other (no cancellation when
-/// one sample is much smaller than the other).
+/// Every term is non-negative and formed from per-row quantities, so no
+/// large totals are ever subtracted from each other (no cancellation when
+/// one sample is much smaller than the other). A tile's terms (at most 64
+/// rows) are summed in f32 with fixed-length loops the compiler vectorises,
+/// then added to the f64 accumulators once per tile.
 #[inline(always)]
 fn accumulate_body(
     tile: &[f32],
@@ -149,6 +151,9 @@ fn accumulate_body(
     acc: &mut Accumulators,
 ) {
     let j0 = rows_j.start;
+    let mut xx_tile = vec![0.0f32; width];
+    let mut yy_tile = vec![0.0f32; width];
+    let mut xy_tile = vec![0.0f32; width];
     for (il, i) in rows_i.enumerate() {
         let k_row = &tile[il * TILE..il * TILE + rows_j.len()];
         let u = &mut products[il * width..(il + 1) * width];
@@ -161,19 +166,28 @@ fn accumulate_body(
         }
         let row_sum: f32 = k_row.iter().sum();
         let a_i = &indicators[i * width..(i + 1) * width];
-        let (xx, yy, xy) = (&mut acc.0, &mut acc.1, &mut acc.2);
-        for ((((xx, yy), xy), u), a) in xx
-            .iter_mut()
-            .zip(yy.iter_mut())
-            .zip(xy.iter_mut())
-            .zip(&*u)
-            .zip(a_i)
-        {
+        let u = &u[..width];
+        let (xx, yy, xy) = (
+            &mut xx_tile[..width],
+            &mut yy_tile[..width],
+            &mut xy_tile[..width],
+        );
+        for p in 0..width {
+            let (a, u) = (a_i[p], u[p]);
             let v = row_sum - u;
             let b = 1.0 - a;
-            *xx += f64::from(a * u);
-            *yy += f64::from(b * v);
-            *xy += f64::from(a * v + b * u);
+            xx[p] += a * u;
+            yy[p] += b * v;
+            xy[p] += a * v + b * u;
+        }
+    }
+    for (total, tile) in [
+        (&mut acc.0, &xx_tile),
+        (&mut acc.1, &yy_tile),
+        (&mut acc.2, &xy_tile),
+    ] {
+        for (t, x) in total.iter_mut().zip(tile) {
+            *t += f64::from(*x);
         }
     }
 }
