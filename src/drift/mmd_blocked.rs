@@ -157,12 +157,24 @@ fn accumulate_body(
     for (il, i) in rows_i.enumerate() {
         let k_row = &tile[il * TILE..il * TILE + rows_j.len()];
         let u = &mut products[il * width..(il + 1) * width];
-        u.fill(0.0);
-        for (jl, k) in k_row.iter().enumerate() {
-            let a_j = &indicators[(j0 + jl) * width..(j0 + jl + 1) * width];
-            for (u, a) in u.iter_mut().zip(a_j) {
-                *u += k * a;
-            }
+        // u = Σ_j k_ij · a_j, one register-sized block of splits at a time so
+        // the running sums stay in registers across the whole row.
+        let mut start = 0;
+        while start + 64 <= width {
+            row_times_splits::<64>(k_row, indicators, width, j0, start, u);
+            start += 64;
+        }
+        while start + 32 <= width {
+            row_times_splits::<32>(k_row, indicators, width, j0, start, u);
+            start += 32;
+        }
+        while start + 8 <= width {
+            row_times_splits::<8>(k_row, indicators, width, j0, start, u);
+            start += 8;
+        }
+        while start < width {
+            row_times_splits::<1>(k_row, indicators, width, j0, start, u);
+            start += 1;
         }
         let row_sum: f32 = k_row.iter().sum();
         let a_i = &indicators[i * width..(i + 1) * width];
@@ -189,5 +201,31 @@ fn accumulate_body(
         for (t, x) in total.iter_mut().zip(tile) {
             *t += f64::from(*x);
         }
+    }
+}
+
+/// u[start..start+B] = Σ_jl k_row[jl] · A[j0+jl][start..start+B], with the
+/// B partial sums in a local array the compiler keeps in vector registers.
+#[inline(always)]
+fn row_times_splits<const B: usize>(
+    k_row: &[f32],
+    indicators: &[f32],
+    width: usize,
+    j0: usize,
+    start: usize,
+    u: &mut [f32],
+) {
+    let mut sums = [0.0f32; B];
+    for (jl, k) in k_row.iter().enumerate() {
+        let offset = (j0 + jl) * width + start;
+        let Some(a) = indicators.get(offset..offset + B) else {
+            continue;
+        };
+        for (s, a) in sums.iter_mut().zip(a) {
+            *s += k * a;
+        }
+    }
+    if let Some(out) = u.get_mut(start..start + B) {
+        out.copy_from_slice(&sums);
     }
 }
