@@ -40,43 +40,53 @@ pub enum ConventionArg {
 #[derive(Debug, Clone, Args)]
 pub struct DriftCliArgs {
     /// Reference samples: CSV, one row per sample, optional header row.
-    #[arg(long)]
+    #[arg(long, env = "MAGMA_MONITOR_REFERENCE")]
     pub reference: PathBuf,
 
     /// Samples to test against the reference (same columns).
-    #[arg(long)]
+    #[arg(long, env = "MAGMA_MONITOR_CURRENT")]
     pub current: PathBuf,
 
     /// The test to run.
-    #[arg(long, value_enum, default_value = "mmd")]
+    #[arg(long, value_enum, default_value = "mmd", env = "MAGMA_MONITOR_TEST")]
     pub test: TestKind,
 
     /// Significance level: drift when the (corrected) p-value is below it.
-    #[arg(long, default_value_t = 0.05, value_parser = parse_level)]
+    #[arg(long, default_value_t = 0.05, value_parser = parse_level, env = "MAGMA_MONITOR_P_VAL")]
     pub p_val: f64,
 
     /// Permutations of the MMD test.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000), env = "MAGMA_MONITOR_PERMUTATIONS")]
     pub permutations: u32,
 
     /// Seed of the permutations (same seed, same answer).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, env = "MAGMA_MONITOR_SEED")]
     pub seed: u64,
 
     /// RBF kernel bandwidth; default: median heuristic on the reference.
-    #[arg(long, value_parser = parse_positive)]
+    #[arg(long, value_parser = parse_positive, env = "MAGMA_MONITOR_SIGMA")]
     pub sigma: Option<f64>,
 
     /// Multiple-testing correction of per-feature tests (ks, chi2).
-    #[arg(long, value_enum, default_value = "bonferroni")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "bonferroni",
+        env = "MAGMA_MONITOR_CORRECTION"
+    )]
     pub correction: Correction,
 
     /// Scale each feature by the reference's mean and standard deviation first (mmd).
-    #[arg(long)]
+    #[arg(long, env = "MAGMA_MONITOR_STANDARDIZE")]
     pub standardize: bool,
 
     /// How the permutation p-value is counted (mmd).
-    #[arg(long, value_enum, default_value = "plus-one")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "plus-one",
+        env = "MAGMA_MONITOR_P_VALUE_CONVENTION"
+    )]
     pub p_value_convention: ConventionArg,
 }
 
