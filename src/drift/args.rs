@@ -23,7 +23,7 @@ pub struct DriftArgs {
     )]
     pub drift_reference_size: usize,
 
-    /// Reference file: CSV of input features, or JSON lines of samples ({"input":[..],"output":[..],"categorical":[["modality","image"]]}).
+    /// Reference file: CSV of input features, or JSON lines of samples ({"input":[..],"output":[..],"categorical":{"modality":"image"}}).
     #[arg(long, env = "MAGMA_MONITOR_DRIFT_REFERENCE")]
     pub drift_reference: Option<PathBuf>,
 

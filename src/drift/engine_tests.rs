@@ -228,3 +228,10 @@ fn a_quiet_window_is_tested_after_the_interval() {
     assert_eq!(engine.snapshot().tests_run, 1);
     assert!(engine.snapshot().online.is_none());
 }
+
+#[test]
+fn the_engine_can_move_to_the_worker_thread() {
+    fn is_send<T: Send + 'static>() {}
+    is_send::<DriftEngine>();
+    is_send::<DriftHandle>();
+}

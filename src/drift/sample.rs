@@ -33,8 +33,27 @@ pub struct StoredSample {
     pub input: Vec<f32>,
     #[serde(default)]
     pub output: Vec<f32>,
-    #[serde(default)]
+    /// Written as `[["modality", "image"], ...]`; read from that or from an
+    /// object `{"modality": "image", ...}`.
+    #[serde(default, deserialize_with = "pairs_or_map")]
     pub categorical: Vec<(String, String)>,
+}
+
+/// Accepts categorical fields as a list of pairs or as a JSON object.
+fn pairs_or_map<'de, D>(deserializer: D) -> Result<Vec<(String, String)>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Pairs(Vec<(String, String)>),
+        Map(std::collections::BTreeMap<String, String>),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::Pairs(pairs) => pairs,
+        Either::Map(map) => map.into_iter().collect(),
+    })
 }
 
 impl StoredSample {
@@ -75,6 +94,19 @@ fn cut(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_categorical_fields_as_pairs_or_an_object() {
+        let pairs: StoredSample =
+            serde_json::from_str(r#"{"input":[1],"categorical":[["task","ui"]]}"#).unwrap();
+        let map: StoredSample =
+            serde_json::from_str(r#"{"input":[1],"categorical":{"task":"ui"}}"#).unwrap();
+        assert_eq!(pairs, map);
+        assert_eq!(
+            map.categorical,
+            vec![("task".to_string(), "ui".to_string())]
+        );
+    }
 
     #[test]
     fn copies_within_caps() {
