@@ -68,11 +68,16 @@ where
 {
     let n = z.rows();
     let blocks = n.div_ceil(TILE);
-    (0..blocks)
+    // One histogram per thread (not per rayon split: 512 KiB each would
+    // dominate small inputs); worker w takes row blocks w, w + W, ..., which
+    // spreads the triangle's uneven rows evenly.
+    let workers = rayon::current_num_threads().clamp(1, blocks.max(1));
+    (0..workers)
         .into_par_iter()
-        .fold(
-            || (vec![0u64; 1 << 16], TileScratch::new(z.cols())),
-            |(mut counts, mut scratch), bi| {
+        .map(|worker| {
+            let mut counts = vec![0u64; 1 << 16];
+            let mut scratch = TileScratch::new(z.cols());
+            for bi in (worker..blocks).step_by(workers) {
                 let rows_i = bi * TILE..((bi + 1) * TILE).min(n);
                 for bj in bi..blocks {
                     let rows_j = bj * TILE..((bj + 1) * TILE).min(n);
@@ -87,10 +92,9 @@ where
                         }
                     }
                 }
-                (counts, scratch)
-            },
-        )
-        .map(|(counts, _)| counts)
+            }
+            counts
+        })
         .reduce(
             || vec![0u64; 1 << 16],
             |mut a, b| {
