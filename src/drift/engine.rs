@@ -8,7 +8,7 @@
 //! the reference (≤ N samples), the window (≤ M samples), the online
 //! detector (O(N·d)) and the MMD test's O((N+M)·P) split matrix.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -206,9 +206,11 @@ impl DriftEngine {
                 }
             }
             Some(reference) => {
-                if reference.input_width() != stored.input.len()
-                    || reference.output_width() != stored.output.len()
-                {
+                // A reference without output features (e.g. a CSV of input
+                // features) ignores the samples' outputs.
+                let output_differs =
+                    reference.output_width() > 0 && reference.output_width() != stored.output.len();
+                if reference.input_width() != stored.input.len() || output_differs {
                     self.reject();
                     return;
                 }
@@ -542,12 +544,9 @@ impl DriftEngine {
 
     fn categorical_test(&self, reference: &PreparedReference) -> Option<DetectorReport> {
         let started = Instant::now();
-        let mut fields: BTreeSet<String> = reference.categorical.keys().cloned().collect();
-        fields.extend(
-            self.window
-                .iter()
-                .flat_map(|s| s.categorical.iter().map(|(f, _)| f.clone())),
-        );
+        // Only the fields the reference knows: a reference without them (a
+        // CSV of numbers) would otherwise flag every field as drifted.
+        let fields: Vec<&String> = reference.categorical.keys().collect();
         if fields.is_empty() {
             return None;
         }
@@ -555,13 +554,13 @@ impl DriftEngine {
         for field in &fields {
             let reference_values = reference
                 .categorical
-                .get(field)
+                .get(*field)
                 .cloned()
-                .unwrap_or_else(|| categorical_values(&reference.samples, field));
+                .unwrap_or_default();
             let window_values = categorical_values(&self.window, field);
             if let Some(outcome) = chi2_two_sample(&reference_values, &window_values) {
                 moves.push(FeatureMove {
-                    feature: field.clone(),
+                    feature: field.to_string(),
                     statistic: outcome.statistic,
                     p_value: outcome.p_value,
                 });

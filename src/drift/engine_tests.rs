@@ -235,3 +235,33 @@ fn the_engine_can_move_to_the_worker_thread() {
     is_send::<DriftEngine>();
     is_send::<DriftHandle>();
 }
+
+#[test]
+fn a_csv_reference_of_inputs_ignores_outputs_and_categories() {
+    let mut engine = DriftEngine::new(EngineConfig {
+        ert: 0.0,
+        ..config()
+    })
+    .unwrap();
+    let mut source = Source::new(6);
+    let upload: Vec<StoredSample> = (0..200)
+        .map(|_| StoredSample {
+            input: source.sample(0.0, 0.0).input,
+            ..StoredSample::default()
+        })
+        .collect();
+    engine
+        .handle()
+        .request_reference(ReferenceCommand::Upload(upload));
+    engine.poll();
+    feed(&mut engine, &mut source, 100, 0.0, 0.5);
+    let snapshot = engine.snapshot();
+    assert_eq!(snapshot.samples_rejected, 0);
+    assert_eq!(snapshot.tests_run, 1);
+    let kinds: Vec<(&str, &str)> = snapshot
+        .detectors
+        .iter()
+        .map(|r| (r.detector, r.features))
+        .collect();
+    assert_eq!(kinds, vec![("mmd", "input"), ("ks", "input")]);
+}
