@@ -65,6 +65,18 @@ pub async fn serve(
     tokio::spawn(telemetry::upkeep(prometheus.clone(), signal.clone()));
 
     let health = Arc::new(Health::default());
+
+    // The drift engine belongs to the analysis worker, which feeds it
+    // samples (`DriftEngine::observe`) and polls it; the admin server reads
+    // its handle.
+    let drift_engine = if args.drift.no_drift {
+        None
+    } else {
+        Some(crate::drift::DriftEngine::new(
+            crate::drift::EngineConfig::from_args(&args.drift),
+        )?)
+    };
+    let drift_handle = drift_engine.as_ref().map(crate::drift::DriftEngine::handle);
     let stats = Arc::new(RequestStats::default());
 
     let admin_listener = tokio::net::TcpListener::bind(args.net.admin_listen)
@@ -83,6 +95,7 @@ pub async fn serve(
         started,
         upstream: args.net.upstream.to_string(),
         resources: resources.snapshot.clone(),
+        drift: drift_handle,
     });
     // The admin server outlives the drain, so probes see `/readyz` turn false.
     let (admin_shutdown, admin_signal) = Shutdown::new();
@@ -148,6 +161,7 @@ pub async fn serve(
     let _ = proxy_task.await;
     admin_shutdown.trigger();
     let _ = admin_task.await;
+    drop(drift_engine);
     let _ = tokio::task::spawn_blocking(move || resources.join()).await;
     tracing::info!("stopped");
     Ok(())

@@ -89,6 +89,35 @@ catalogue! {
         ["version"],
         "Always 1; the label carries the magma-monitor version.";
 
+    // --- drift ---
+    DRIFT_P_VALUE = "magma_drift_p_value", Gauge, None,
+        ["detector", "features"],
+        "p-value of the last drift test (detector: mmd, ks, chi2; features: input, output, categorical).";
+    DRIFT_STATISTIC = "magma_drift_statistic", Gauge, None,
+        ["detector", "features"],
+        "Statistic of the last drift test: MMD squared (mmd, online_mmd), largest KS or chi-square statistic (ks, chi2).";
+    DRIFT_THRESHOLD = "magma_drift_threshold", Gauge, None,
+        ["detector", "features"],
+        "Threshold of the last drift test: statistic threshold (mmd, online_mmd) or corrected p-value cut-off (ks, chi2).";
+    DRIFT_DETECTED = "magma_drift_detected", Gauge, None,
+        ["detector", "features"],
+        "1 when the last test of the detector found drift, else 0.";
+    DRIFT_TESTS = "magma_drift_tests_total", Counter, None,
+        ["detector", "result"],
+        "Drift tests run, by detector and result: drift, no_drift, error.";
+    DRIFT_TEST_DURATION = "magma_drift_test_duration_seconds", Histogram, Some(Unit::Seconds),
+        ["detector"],
+        "Time one window drift test took.";
+    DRIFT_REFERENCE_SAMPLES = "magma_drift_reference_samples", Gauge, None,
+        [],
+        "Samples in the drift reference (while collecting: collected so far).";
+    DRIFT_WINDOW_SAMPLES = "magma_drift_window_samples", Gauge, None,
+        [],
+        "Samples in the drift test window.";
+    DRIFT_SAMPLES = "magma_drift_samples_total", Counter, None,
+        ["outcome"],
+        "Samples the drift engine received, by outcome: reference, window, rejected.";
+
     // --- the sidecar's own process ---
     PROCESS_RESIDENT_MEMORY = "magma_process_resident_memory_bytes", Gauge, Some(Unit::Bytes),
         [],
@@ -370,10 +399,16 @@ pub const GPU_POLL_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
+/// Buckets of the drift test duration: 1 ms to 60 s.
+pub const DRIFT_TEST_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
 /// Bucket layouts of the histograms owned by the analysis areas.
 fn extra_histogram_buckets(name: &str) -> &'static [f64] {
     match name {
         GPU_POLL_DURATION => GPU_POLL_BUCKETS,
+        DRIFT_TEST_DURATION => DRIFT_TEST_BUCKETS,
         _ => DEFAULT_LATENCY_BUCKETS,
     }
 }

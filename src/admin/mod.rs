@@ -33,6 +33,8 @@ pub struct AdminState {
     pub upstream: String,
     /// Latest GPU and upstream-process readings (`/api/resources`).
     pub resources: crate::resources::SharedResources,
+    /// The drift engine's handle; `None` when drift is off.
+    pub drift: Option<crate::drift::DriftHandle>,
 }
 
 /// Serves the admin routes until shutdown.
@@ -68,7 +70,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut shutdown: 
 
 async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    match (req.method(), path.as_str()) {
+    let method = req.method().clone();
+    match (&method, path.as_str()) {
         (&Method::GET, "/metrics") => metrics(state),
         (&Method::GET, "/healthz") => {
             json_response(StatusCode::OK, &serde_json::json!({"status": "alive"}))
@@ -76,6 +79,20 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
         (&Method::GET, "/readyz") => readiness(state),
         (&Method::GET, "/api/status") => status::status(state),
         (&Method::GET, "/api/resources") => resources::resources(state),
+        (&Method::GET, "/api/drift") => crate::drift::api::get_drift(state.drift.as_ref()),
+        (&Method::POST, "/api/drift/reference") => {
+            crate::drift::api::post_reference(req, state.drift.as_ref()).await
+        }
+        (_, "/api/drift") => json::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route answers GET only",
+        ),
+        (_, "/api/drift/reference") => json::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route answers POST only",
+        ),
         (_, "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/resources") => json::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
