@@ -111,6 +111,17 @@ impl JsonPath {
         }
     }
 
+    /// Whether the path begins with `pattern`.
+    pub fn starts_with(&self, pattern: &[Pat<'_>]) -> bool {
+        match self.segments() {
+            Some(segs) if segs.len() >= pattern.len() => segs
+                .iter()
+                .zip(pattern)
+                .all(|(seg, pat)| pat_matches(seg, pat)),
+            _ => false,
+        }
+    }
+
     /// The array index at `position`, if that segment is an index.
     pub fn index_at(&self, position: usize) -> Option<u32> {
         self.segments()?.get(position)?.index()
