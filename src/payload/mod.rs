@@ -6,18 +6,29 @@ pub mod body_copy;
 pub mod image_header;
 pub mod json_scan;
 pub mod kinds;
+pub mod marks;
+pub mod media;
 pub mod multipart;
+pub mod record;
+pub mod redact;
 pub mod request_json;
 pub mod request_multipart;
 pub mod request_tap;
+pub mod response_json;
+pub mod response_tap;
+pub mod sse;
 pub mod task;
 pub mod text_capture;
 pub mod utf8;
 
 #[cfg(test)]
 mod request_tap_tests;
+#[cfg(test)]
+mod response_tap_tests;
 
 pub use body_copy::{BodyCopy, CopiedBody, CopyBudget, CopyOutcome};
 pub use kinds::{FinishReason, Format, Modality, ResponseFormat, Task};
 pub use request_tap::{RequestInfo, RequestTap};
+pub use response_tap::{ResponseInfo, ResponseTap};
+pub use record::{record_request, record_response};
 pub use task::TaskClassifier;
