@@ -3,6 +3,7 @@
 //! the chunks as they stream through the proxy.
 
 pub mod body_copy;
+pub mod features;
 pub mod image_header;
 pub mod json_scan;
 pub mod kinds;
@@ -20,6 +21,7 @@ pub mod sse;
 pub mod task;
 pub mod text_capture;
 pub mod utf8;
+pub mod visual;
 
 #[cfg(test)]
 mod request_tap_tests;
