@@ -47,8 +47,12 @@ fn bench_request_tap(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(small.len() as u64));
     group.bench_function("magma_predict_small", |b| {
         b.iter(|| {
-            let mut tap =
-                RequestTap::new("/predict", Some("application/json"), classifier.clone(), None);
+            let mut tap = RequestTap::new(
+                "/predict",
+                Some("application/json"),
+                classifier.clone(),
+                None,
+            );
             tap.feed(black_box(&small));
             black_box(tap.finish())
         })
@@ -60,8 +64,10 @@ fn bench_response_tap(c: &mut Criterion) {
     let mut stream = Vec::new();
     for i in 0..2000 {
         stream.extend_from_slice(
-            format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}}}}]}}\n\n")
-                .as_bytes(),
+            format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}}}}]}}\n\n"
+            )
+            .as_bytes(),
         );
     }
     stream.extend_from_slice(b"data: [DONE]\n\n");

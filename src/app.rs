@@ -52,6 +52,11 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
     let health = Arc::new(Health::default());
     let stats = Arc::new(RequestStats::default());
 
+    // Sampling and analysis: the proxy takes `analysis.classifier`,
+    // `analysis.sampler` and `analysis.sender`; drift and quality register hooks here.
+    let analysis =
+        crate::payload::start_analysis(&args.sampling, Vec::new()).map_err(|e| e.to_string())?;
+
     let admin_listener = tokio::net::TcpListener::bind(args.net.admin_listen)
         .await
         .map_err(|e| {
@@ -66,6 +71,7 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
         stats: stats.clone(),
         started,
         upstream: args.net.upstream.to_string(),
+        samples: Some(analysis.ring.clone()),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, signal.clone()));
 

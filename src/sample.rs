@@ -29,7 +29,11 @@ pub struct SampleArgs {
     pub sample_rate: f64,
 
     /// Most requests sampled per second (0 = no cap); `x-magma-sample: always` bypasses it.
-    #[arg(long, env = "MAGMA_MONITOR_SAMPLE_MAX_PER_SECOND", default_value_t = 50)]
+    #[arg(
+        long,
+        env = "MAGMA_MONITOR_SAMPLE_MAX_PER_SECOND",
+        default_value_t = 50
+    )]
     pub sample_max_per_second: u32,
 
     /// Largest body copied for a sample; larger ones are sampled as features only.
@@ -290,7 +294,10 @@ pub fn channel(capacity: usize) -> (SampleSender, mpsc::Receiver<Box<Sample>>) {
 impl SampleSender {
     /// Queues a sample without waiting; counts the outcome in `magma_samples_total`.
     pub fn send(&self, sample: Sample) -> SampleOutcome {
-        let copies = [sample.request.copy_outcome(), sample.response.copy_outcome()];
+        let copies = [
+            sample.request.copy_outcome(),
+            sample.response.copy_outcome(),
+        ];
         let outcome = if copies.contains(&Some(CopyOutcome::TooLarge)) {
             SampleOutcome::TooLarge
         } else if copies.contains(&Some(CopyOutcome::OverBudget)) {
@@ -341,7 +348,9 @@ mod tests {
     #[test]
     fn rate_is_respected_statistically() {
         let sampler = Sampler::new(&args(0.1, 0));
-        let taken = (0..100_000).filter(|_| sampler.decide(&headers(None))).count();
+        let taken = (0..100_000)
+            .filter(|_| sampler.decide(&headers(None)))
+            .count();
         // Binomial(100000, 0.1): sd ~ 95, so +-1000 is more than 10 sd.
         assert!((9_000..11_000).contains(&taken), "{taken}");
     }

@@ -2,6 +2,7 @@
 //! dashboard, on a port of its own so it never shadows a model route.
 
 mod json;
+mod samples;
 mod status;
 
 use std::convert::Infallible;
@@ -30,6 +31,8 @@ pub struct AdminState {
     pub stats: Arc<RequestStats>,
     pub started: Instant,
     pub upstream: String,
+    /// Newest analysed samples for `/api/samples` (`None` until analysis is wired).
+    pub samples: Option<Arc<crate::payload::SampleRing>>,
 }
 
 /// Serves the admin routes until shutdown.
@@ -72,7 +75,8 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
         }
         (&Method::GET, "/readyz") => readiness(state),
         (&Method::GET, "/api/status") => status::status(state),
-        (_, "/metrics" | "/healthz" | "/readyz" | "/api/status") => json::error(
+        (&Method::GET, "/api/samples") => samples::samples(state, req.uri().query()),
+        (_, "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/samples") => json::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this route answers GET only",

@@ -143,7 +143,9 @@ impl BodyCopy {
         }
         if needed > self.reservation.bytes {
             // Grow geometrically (bounded by the limit) so appends stay amortised O(1).
-            let target = needed.max(self.reservation.bytes.saturating_mul(2)).min(self.limit);
+            let target = needed
+                .max(self.reservation.bytes.saturating_mul(2))
+                .min(self.limit);
             if !self.reservation.grow(target - self.reservation.bytes) {
                 self.give_up(CopyOutcome::OverBudget);
                 return;

@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn repetition() {
         assert!(repetition_ratio("the the the the the the the the") > 0.8);
-        assert_eq!(repetition_ratio("a quick brown fox jumps over the lazy dog"), 0.0);
+        assert_eq!(
+            repetition_ratio("a quick brown fox jumps over the lazy dog"),
+            0.0
+        );
         assert_eq!(repetition_ratio("hi"), 0.0);
     }
 

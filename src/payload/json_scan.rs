@@ -576,7 +576,8 @@ impl JsonScanner {
             0xDC00..=0xDFFF => {
                 let scalar = match self.high_surrogate.take() {
                     Some(high) => {
-                        let code = 0x10000 + ((u32::from(high) - 0xD800) << 10)
+                        let code = 0x10000
+                            + ((u32::from(high) - 0xD800) << 10)
                             + (u32::from(unit) - 0xDC00);
                         char::from_u32(code).unwrap_or('\u{FFFD}')
                     }
@@ -807,7 +808,10 @@ mod tests {
             br#"{"p":"a\"b\\c\/\n\u00e9\ud83e\udd16\u65e5 end","k\u0065y":1}"#,
         );
         assert_eq!(status, ScanStatus::Complete);
-        assert_eq!(events[1], ".p = \"a\\\"b\\\\c/\\né🤖日 end\" (39, [110, 100])");
+        assert_eq!(
+            events[1],
+            ".p = \"a\\\"b\\\\c/\\né🤖日 end\" (39, [110, 100])"
+        );
         assert_eq!(events[2], ".key = 1");
     }
 
@@ -866,7 +870,13 @@ mod tests {
 
     #[test]
     fn truncated_inputs() {
-        for cut in [&b"{\"a\":[1,2"[..], b"{\"a\":\"abc", b"[", b"", b"{\"a\":\"\\u00"] {
+        for cut in [
+            &b"{\"a\":[1,2"[..],
+            b"{\"a\":\"abc",
+            b"[",
+            b"",
+            b"{\"a\":\"\\u00",
+        ] {
             assert_eq!(scan_whole(cut).0, ScanStatus::Truncated);
         }
     }

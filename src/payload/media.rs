@@ -129,7 +129,10 @@ mod tests {
     fn base64_variants() {
         assert_eq!(decode_base64_media("aGk=").unwrap(), b"hi");
         assert_eq!(decode_base64_media("aGk").unwrap(), b"hi");
-        assert_eq!(decode_base64_media("data:image/png;base64,aGk=").unwrap(), b"hi");
+        assert_eq!(
+            decode_base64_media("data:image/png;base64,aGk=").unwrap(),
+            b"hi"
+        );
         assert_eq!(decode_base64_media("aG\nk=").unwrap(), b"hi");
         assert_eq!(decode_base64_media("_-8").unwrap(), vec![0xff, 0xef]);
         assert_eq!(decode_base64_media("!!!"), Err(MediaError::Base64));
@@ -143,13 +146,21 @@ mod tests {
             b"\x89PNG\r\n\x1a\n"
         );
         let chat = br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,aGk="}}]}]}"#;
-        assert_eq!(first_image(Format::OpenaiChat, chat).unwrap().unwrap(), b"hi");
+        assert_eq!(
+            first_image(Format::OpenaiChat, chat).unwrap().unwrap(),
+            b"hi"
+        );
         let form = b"--b\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nPIXELS\r\n--b--\r\n";
         assert_eq!(
-            first_image(Format::MagmaPredictFile, form).unwrap().unwrap(),
+            first_image(Format::MagmaPredictFile, form)
+                .unwrap()
+                .unwrap(),
             b"PIXELS"
         );
-        assert_eq!(first_image(Format::MagmaPredict, b"{"), Err(MediaError::Json));
+        assert_eq!(
+            first_image(Format::MagmaPredict, b"{"),
+            Err(MediaError::Json)
+        );
         assert_eq!(first_image(Format::OpenaiCompletions, b"{}"), Ok(None));
     }
 }

@@ -312,7 +312,13 @@ mod tests {
 
     #[derive(Default, Debug, PartialEq)]
     struct Parts {
-        parts: Vec<(Option<String>, Option<String>, Option<String>, Vec<u8>, bool)>,
+        parts: Vec<(
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Vec<u8>,
+            bool,
+        )>,
     }
 
     impl MultipartVisitor for Parts {
@@ -366,7 +372,11 @@ mod tests {
         );
         assert!(whole.1.parts.iter().all(|p| p.4));
         for cut in 0..=BODY.len() {
-            assert_eq!(scan("XyZ", &[&BODY[..cut], &BODY[cut..]]), whole, "cut {cut}");
+            assert_eq!(
+                scan("XyZ", &[&BODY[..cut], &BODY[cut..]]),
+                whole,
+                "cut {cut}"
+            );
         }
         for a in (0..BODY.len()).step_by(7) {
             for b in a..BODY.len() {
@@ -404,7 +414,10 @@ mod tests {
             scan("b", &[b"--b\r\n", &huge]).0,
             MultipartStatus::Malformed
         );
-        assert_eq!(scan("b", &[b"no delimiter at all"]).0, MultipartStatus::Truncated);
+        assert_eq!(
+            scan("b", &[b"no delimiter at all"]).0,
+            MultipartStatus::Truncated
+        );
     }
 
     #[test]

@@ -70,7 +70,10 @@ mod tests {
         );
         assert_eq!(redact("from 192.168.1.20 to 10.0.0.1"), "from [IP] to [IP]");
         assert_eq!(redact("v6 fe80::1ff:fe23:4567:890a ok"), "v6 [IP] ok");
-        assert_eq!(redact("call +1 415-555-1234 or (415) 555 1234"), "call [PHONE] or [PHONE]");
+        assert_eq!(
+            redact("call +1 415-555-1234 or (415) 555 1234"),
+            "call [PHONE] or [PHONE]"
+        );
         assert_eq!(redact("card 4111111111111111"), "card [NUMBER]");
     }
 

@@ -90,7 +90,8 @@ impl Default for RequestJson {
     }
 }
 
-const MESSAGE_CONTENT: &[Pat<'static>] = &[Pat::Key("messages"), Pat::AnyIndex, Pat::Key("content")];
+const MESSAGE_CONTENT: &[Pat<'static>] =
+    &[Pat::Key("messages"), Pat::AnyIndex, Pat::Key("content")];
 const PART: &[Pat<'static>] = &[
     Pat::Key("messages"),
     Pat::AnyIndex,
@@ -236,10 +237,9 @@ impl JsonVisitor for RequestJson {
                 self.model.clear();
                 MODEL_CAP
             }
-            Current::Base64Image
-            | Current::ImageUrl
-            | Current::AudioUrl
-            | Current::VideoUrl => HEAD_CAP,
+            Current::Base64Image | Current::ImageUrl | Current::AudioUrl | Current::VideoUrl => {
+                HEAD_CAP
+            }
         }
     }
 

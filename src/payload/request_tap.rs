@@ -283,12 +283,8 @@ impl RequestTap {
             }
             Scan::Skip => return info,
         }
-        info.modality = Modality::from_counts(
-            info.prompt_bytes > 0,
-            info.images,
-            info.videos,
-            info.audios,
-        );
+        info.modality =
+            Modality::from_counts(info.prompt_bytes > 0, info.images, info.videos, info.audios);
         info.task = self
             .classifier
             .classify(&info.prompt, info.modality.has_media());

@@ -51,7 +51,11 @@ fn every_chunking(path: &str, content_type: Option<&str>, body: &[u8]) -> Reques
         assert_eq!(summary(&got), expected, "cut at {cut}");
     }
     let bytes: Vec<&[u8]> = body.chunks(1).collect();
-    assert_eq!(summary(&tap(path, content_type, &bytes)), expected, "byte by byte");
+    assert_eq!(
+        summary(&tap(path, content_type, &bytes)),
+        expected,
+        "byte by byte"
+    );
     whole
 }
 
@@ -125,7 +129,11 @@ fn openai_chat_with_parts() {
             ]}}]}}"#,
         b64(&png)
     );
-    let info = every_chunking("/v1/chat/completions", Some("application/json"), body.as_bytes());
+    let info = every_chunking(
+        "/v1/chat/completions",
+        Some("application/json"),
+        body.as_bytes(),
+    );
     assert_eq!(info.format, Format::OpenaiChat);
     assert_eq!(info.modality, Modality::MultiImage);
     assert_eq!(info.task, Task::VisualQa);
@@ -163,7 +171,11 @@ fn openai_chat_audio_and_video_are_mixed() {
 #[test]
 fn openai_completions() {
     let body = br#"{"model":"m","prompt":["Tell me a joke", "about cats"],"max_tokens":5}"#;
-    let info = every_chunking("/v1/completions", Some("application/json; charset=utf-8"), body);
+    let info = every_chunking(
+        "/v1/completions",
+        Some("application/json; charset=utf-8"),
+        body,
+    );
     assert_eq!(info.format, Format::OpenaiCompletions);
     assert_eq!(info.modality, Modality::Text);
     assert_eq!(info.task, Task::Chat);
@@ -189,7 +201,10 @@ fn raw_media() {
 #[test]
 fn bad_bodies_are_unknown() {
     for (ct, body) in [
-        (Some("application/json"), &b"{\"prompt\": \"unterminated"[..]),
+        (
+            Some("application/json"),
+            &b"{\"prompt\": \"unterminated"[..],
+        ),
         (Some("application/json"), b"{\"prompt\": 1,}"),
         (Some("application/json"), b"{\"prompt\": \"caf\xe9\"}"),
         (Some("application/json"), b"this is not json at all"),
@@ -204,14 +219,23 @@ fn bad_bodies_are_unknown() {
         ),
     ] {
         let info = every_chunking("/predict", ct, body);
-        assert_eq!(info.format, Format::Unknown, "{:?}", String::from_utf8_lossy(body));
+        assert_eq!(
+            info.format,
+            Format::Unknown,
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
         assert_eq!(info.modality, Modality::Unknown);
         assert_eq!(info.task, Task::Unknown);
         assert!(info.malformed);
         assert_eq!(info.body_bytes, body.len() as u64);
     }
     // Valid JSON of another schema is unknown but not malformed.
-    let other = tap("/v1/embeddings", Some("application/json"), &[b"{\"input\":\"x\"}"]);
+    let other = tap(
+        "/v1/embeddings",
+        Some("application/json"),
+        &[b"{\"input\":\"x\"}"],
+    );
     assert_eq!(other.format, Format::Unknown);
     assert!(!other.malformed);
     let empty = tap("/health", None, &[]);

@@ -135,8 +135,11 @@ impl JsonVisitor for ResponseJson {
         {
             self.saw_error = true;
             Current::Error
-        } else if path.ends_with(&[Pat::Key("choices"), Pat::AnyIndex, Pat::Key("finish_reason")])
-        {
+        } else if path.ends_with(&[
+            Pat::Key("choices"),
+            Pat::AnyIndex,
+            Pat::Key("finish_reason"),
+        ]) {
             self.reason_len = 0;
             Current::FinishReason
         } else if path.matches(&[Pat::Key("model")]) {

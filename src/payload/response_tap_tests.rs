@@ -41,7 +41,10 @@ fn magma_answer_with_actions() {
     let body = br#"{"text_response":"Coordinate: (0.52, 0.31). Mark: 12","normalized_actions":[0.1,-0.2,0.3,0.0,1.5e-1,-3.14,1],"delta_values":[0.01,0.02,-0.05,0.1,0.2,0.3,0]}"#;
     let info = every_chunking("application/json", body);
     assert_eq!(info.format, ResponseFormat::MagmaJson);
-    assert_eq!(info.normalized_actions, Some([0.1, -0.2, 0.3, 0.0, 0.15, -3.14, 1.0]));
+    assert_eq!(
+        info.normalized_actions,
+        Some([0.1, -0.2, 0.3, 0.0, 0.15, -3.14, 1.0])
+    );
     assert_eq!(info.delta_values.map(|d| d[2]), Some(-0.05));
     assert_eq!(info.marks.mark, Some(12));
     assert_eq!(info.marks.point, Some((0.52, 0.31)));
@@ -49,7 +52,10 @@ fn magma_answer_with_actions() {
 
 #[test]
 fn magma_actions_of_wrong_length_are_dropped() {
-    let (info, _) = tap("application/json", &[br#"{"text_response":"x","normalized_actions":[1,2,3]}"#]);
+    let (info, _) = tap(
+        "application/json",
+        &[br#"{"text_response":"x","normalized_actions":[1,2,3]}"#],
+    );
     assert_eq!(info.normalized_actions, None);
 }
 
@@ -61,7 +67,10 @@ fn magma_errors() {
     assert_eq!(info.format, ResponseFormat::ErrorJson);
     assert_eq!(info.error.as_deref(), Some("Model not loaded yet"));
     assert_eq!(info.status, 503);
-    let (v, _) = tap("application/json", &[br#"{"detail":[{"loc":["body","prompt"],"msg":"field required","type":"missing"}]}"#]);
+    let (v, _) = tap(
+        "application/json",
+        &[br#"{"detail":[{"loc":["body","prompt"],"msg":"field required","type":"missing"}]}"#],
+    );
     assert_eq!(v.error.as_deref(), Some("field required"));
 }
 
@@ -136,7 +145,12 @@ fn bad_answers() {
         ("text/event-stream", b"data: not json\n\n"),
     ] {
         let info = every_chunking(ct, body);
-        assert_eq!(info.format, ResponseFormat::Unknown, "{:?}", String::from_utf8_lossy(body));
+        assert_eq!(
+            info.format,
+            ResponseFormat::Unknown,
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
         assert!(info.malformed);
     }
     let (html, _) = tap("text/html", &[b"<html>"]);

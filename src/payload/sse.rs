@@ -215,7 +215,11 @@ mod tests {
         let expected = vec!["{\"a\":1}", "two\n lines", "", "[DONE]"];
         assert_eq!(parse(&[STREAM]), expected);
         for cut in 0..=STREAM.len() {
-            assert_eq!(parse(&[&STREAM[..cut], &STREAM[cut..]]), expected, "cut {cut}");
+            assert_eq!(
+                parse(&[&STREAM[..cut], &STREAM[cut..]]),
+                expected,
+                "cut {cut}"
+            );
         }
         let bytes: Vec<&[u8]> = STREAM.chunks(1).collect();
         assert_eq!(parse(&bytes), expected);

@@ -220,7 +220,10 @@ mod tests {
     fn magma_agent_templates() {
         let c = TaskClassifier::default();
         assert_eq!(
-            c.classify("What action should the robot take to pick up the red block?", true),
+            c.classify(
+                "What action should the robot take to pick up the red block?",
+                true
+            ),
             Task::RobotAction
         );
         assert_eq!(
@@ -242,7 +245,10 @@ mod tests {
             Task::TraceOfMark
         );
         assert_eq!(
-            c.classify("How many people are there? Answer with a single number.", true),
+            c.classify(
+                "How many people are there? Answer with a single number.",
+                true
+            ),
             Task::VisualQa
         );
         assert_eq!(c.classify("Write a haiku about autumn.", false), Task::Chat);
@@ -257,8 +263,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.extra_rules(), 2);
-        assert_eq!(c.classify("Please STACK THE cups", false), Task::RobotAction);
-        assert_eq!(c.classify("navigate to the inbox", true), Task::UiNavigation);
+        assert_eq!(
+            c.classify("Please STACK THE cups", false),
+            Task::RobotAction
+        );
+        assert_eq!(
+            c.classify("navigate to the inbox", true),
+            Task::UiNavigation
+        );
         assert_eq!(c.classify("describe this", true), Task::VisualQa);
     }
 

@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn data_urls() {
-        assert_eq!(data_url_prefix_len(b"data:image/png;base64,iVBOR"), Some(22));
+        assert_eq!(
+            data_url_prefix_len(b"data:image/png;base64,iVBOR"),
+            Some(22)
+        );
         assert_eq!(data_url_prefix_len(b"https://x"), None);
         assert_eq!(
             data_url_media_type(b"data:image/png;base64,"),

@@ -281,7 +281,11 @@ pub(crate) mod tests {
         assert!((s.contrast - 0.299 / 2.0).abs() < 1e-9);
         assert!((s.saturation - 0.5).abs() < 1e-9);
         // One vertical edge two thumbnail columns wide, in a 64-wide thumbnail.
-        assert!(s.edge_density > 0.0 && s.edge_density < 0.1, "{}", s.edge_density);
+        assert!(
+            s.edge_density > 0.0 && s.edge_density < 0.1,
+            "{}",
+            s.edge_density
+        );
     }
 
     #[test]
@@ -290,7 +294,10 @@ pub(crate) mod tests {
         for cut in [8, 20, 33, png.len() - 5] {
             assert!(visual_stats(&png[..cut]).is_err(), "cut {cut}");
         }
-        assert!(matches!(visual_stats(b"GIF89a\x01\x00\x01\x00"), Err(VisualError::Unsupported)));
+        assert!(matches!(
+            visual_stats(b"GIF89a\x01\x00\x01\x00"),
+            Err(VisualError::Unsupported)
+        ));
         assert!(visual_stats(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0]).is_err());
         let mut huge = png.clone();
         huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
