@@ -8,8 +8,7 @@
 //! Self-contained (std only) so fuzz targets can include the file directly.
 
 /// Image container formats the reader knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ImageFormat {
     Png,
     Jpeg,
