@@ -310,15 +310,18 @@ fn unquote(value: &str) -> &str {
 mod tests {
     use super::*;
 
+    /// name, filename, content type, data, ended.
+    type Part = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Vec<u8>,
+        bool,
+    );
+
     #[derive(Default, Debug, PartialEq)]
     struct Parts {
-        parts: Vec<(
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Vec<u8>,
-            bool,
-        )>,
+        parts: Vec<Part>,
     }
 
     impl MultipartVisitor for Parts {

@@ -97,7 +97,7 @@ struct SseState {
 
 #[derive(Debug)]
 enum Mode {
-    Json(JsonScanner),
+    Json(Box<JsonScanner>),
     Sse(Box<SseState>),
     Skip,
 }
@@ -160,7 +160,7 @@ impl ResponseTap {
                 bad_events: 0,
             }))
         } else if media.is_empty() || media == "application/json" || media.ends_with("+json") {
-            Mode::Json(JsonScanner::new())
+            Mode::Json(Box::default())
         } else {
             Mode::Skip
         };
@@ -202,7 +202,7 @@ impl ResponseTap {
                 parser.feed(
                     chunk,
                     &mut EventSink {
-                        sse: &mut **sse,
+                        sse,
                         json: &mut self.json,
                     },
                 );

@@ -38,12 +38,12 @@ fn every_chunking(content_type: &str, body: &[u8]) -> ResponseInfo {
 
 #[test]
 fn magma_answer_with_actions() {
-    let body = br#"{"text_response":"Coordinate: (0.52, 0.31). Mark: 12","normalized_actions":[0.1,-0.2,0.3,0.0,1.5e-1,-3.14,1],"delta_values":[0.01,0.02,-0.05,0.1,0.2,0.3,0]}"#;
+    let body = br#"{"text_response":"Coordinate: (0.52, 0.31). Mark: 12","normalized_actions":[0.1,-0.2,0.3,0.0,1.5e-1,-3.0,1],"delta_values":[0.01,0.02,-0.05,0.1,0.2,0.3,0]}"#;
     let info = every_chunking("application/json", body);
     assert_eq!(info.format, ResponseFormat::MagmaJson);
     assert_eq!(
         info.normalized_actions,
-        Some([0.1, -0.2, 0.3, 0.0, 0.15, -3.14, 1.0])
+        Some([0.1, -0.2, 0.3, 0.0, 0.15, -3.0, 1.0])
     );
     assert_eq!(info.delta_values.map(|d| d[2]), Some(-0.05));
     assert_eq!(info.marks.mark, Some(12));

@@ -154,12 +154,10 @@ impl SseParser {
     /// Handles the line end at `chunk[i]`; returns the next position.
     fn line_end<V: SseVisitor>(&mut self, chunk: &[u8], i: usize, visitor: &mut V) -> usize {
         match self.state {
-            State::LineStart => {
-                if self.data_lines > 0 {
-                    self.data_lines = 0;
-                    self.events += 1;
-                    visitor.event_end();
-                }
+            State::LineStart if self.data_lines > 0 => {
+                self.data_lines = 0;
+                self.events += 1;
+                visitor.event_end();
             }
             // A field name alone on its line has an empty value.
             State::Field if self.is_data_field() => self.start_data_line(visitor),
