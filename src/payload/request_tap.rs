@@ -107,6 +107,9 @@ enum Scan {
 #[derive(Debug)]
 pub struct RequestTap {
     scan: Scan,
+    /// The client said the body is JSON (so failing to parse is malformed,
+    /// not merely unknown).
+    declared_json: bool,
     is_predict: bool,
     body_bytes: u64,
     classifier: Arc<TaskClassifier>,
@@ -161,8 +164,11 @@ impl RequestTap {
         } else {
             Scan::Skip
         };
+        let declared_json =
+            media == "application/json" || media.ends_with("+json") || media == "text/json";
         RequestTap {
             scan,
+            declared_json,
             is_predict: path.trim_end_matches('/') == "/predict",
             body_bytes: 0,
             classifier,
@@ -220,7 +226,7 @@ impl RequestTap {
                 let (mut scanner, mut json) = *state;
                 let status = scanner.finish(&mut json);
                 if status != ScanStatus::Complete {
-                    info.malformed = true;
+                    info.malformed = self.declared_json;
                     return info;
                 }
                 info.format = if json.saw_messages {

@@ -238,6 +238,10 @@ fn bad_bodies_are_unknown() {
     );
     assert_eq!(other.format, Format::Unknown);
     assert!(!other.malformed);
+    // A body of no declared type that is not JSON is unknown, not malformed.
+    let plain = tap("/x", Some("text/plain"), &[b"hello there"]);
+    assert_eq!(plain.format, Format::Unknown);
+    assert!(!plain.malformed);
     let empty = tap("/health", None, &[]);
     assert_eq!(empty.format, Format::Unknown);
 }
