@@ -129,9 +129,10 @@ fn media_type(content_type: Option<&str>) -> String {
 impl RequestTap {
     /// A tap for one request.
     ///
-    /// `path` is the request path (without query), `content_type` and
-    /// `content_length` the request headers, `copy` a body copy when the
-    /// request is sampled (see `Sampler::body_copy`).
+    /// `path` is the request path (without query), `content_type` the
+    /// request's `Content-Type`, `copy` a body copy when the request is
+    /// sampled (`Sampler::body_copy(content_length)` sizes it). The method
+    /// is not needed: a request without a body is `unknown` whatever it is.
     pub fn new(
         path: &str,
         content_type: Option<&str>,
