@@ -79,6 +79,11 @@ pub async fn serve(
     let drift_handle = drift_engine.as_ref().map(crate::drift::DriftEngine::handle);
     let stats = Arc::new(RequestStats::default());
 
+    // Sampling and analysis: the proxy takes `analysis.classifier`,
+    // `analysis.sampler` and `analysis.sender`; drift and quality register hooks here.
+    let analysis =
+        crate::payload::start_analysis(&args.sampling, Vec::new()).map_err(|e| e.to_string())?;
+
     let admin_listener = tokio::net::TcpListener::bind(args.net.admin_listen)
         .await
         .map_err(|e| {
@@ -96,6 +101,7 @@ pub async fn serve(
         upstream: args.net.upstream.to_string(),
         resources: resources.snapshot.clone(),
         drift: drift_handle,
+        samples: Some(analysis.ring.clone()),
     });
     // The admin server outlives the drain, so probes see `/readyz` turn false.
     let (admin_shutdown, admin_signal) = Shutdown::new();

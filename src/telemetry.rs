@@ -117,6 +117,40 @@ catalogue! {
     DRIFT_SAMPLES = "magma_drift_samples_total", Counter, None,
         ["outcome"],
         "Samples the drift engine received, by outcome: reference, window, rejected.";
+    // --- payload (request/response understanding, sampling, analysis) ---
+    REQUEST_IMAGES = "magma_request_images", Histogram, None,
+        ["modality"],
+        "Images in a request body (inline and by URL).";
+    REQUEST_MEDIA_BYTES = "magma_request_media_bytes", Histogram, Some(Unit::Bytes),
+        ["modality"],
+        "Decoded bytes of inline media (images, audio, video) in a request body.";
+    PAYLOAD_REQUESTS = "magma_payload_requests_total", Counter, None,
+        ["format", "modality", "task"],
+        "Request bodies by format (magma_predict, magma_predict_file, openai_chat, openai_completions, raw_media, unknown), modality and task.";
+    PAYLOAD_MALFORMED = "magma_payload_malformed_total", Counter, None,
+        ["side"],
+        "Bodies that did not parse as their declared type and were labelled unknown, by side: request, response.";
+    TOKENS = "magma_tokens_total", Counter, None,
+        ["direction"],
+        "Tokens the upstream reported in `usage`, by direction: input, output.";
+    TIME_TO_FIRST_TOKEN = "magma_time_to_first_token_seconds", Histogram, Some(Unit::Seconds),
+        ["route"],
+        "Time from the request's arrival until the first streamed (SSE) event carrying generated text.";
+    SAMPLES = "magma_samples_total", Counter, None,
+        ["outcome"],
+        "Sampled exchanges handed to analysis, by outcome: accepted, dropped (queue full), too_large (features only), over_budget (features only).";
+    IMAGE_DECODE_ERRORS = "magma_image_decode_errors_total", Counter, None,
+        ["format"],
+        "Sampled images whose header or pixels could not be decoded, by format: png, jpeg, gif, webp, base64, other.";
+    SAMPLE_LOG_RECORDS = "magma_sample_log_records_total", Counter, None,
+        ["outcome"],
+        "Sample log lines by outcome: written, error.";
+    ANALYSIS_DURATION = "magma_analysis_duration_seconds", Histogram, Some(Unit::Seconds),
+        [],
+        "Time the analysis worker spent on one sample (features, log, hooks).";
+    SAMPLE_COPY_BYTES = "magma_sample_copy_bytes", Gauge, Some(Unit::Bytes),
+        [],
+        "Memory held by sampled body copies (streaming, queued or being analysed).";
 
     // --- the sidecar's own process ---
     PROCESS_RESIDENT_MEMORY = "magma_process_resident_memory_bytes", Gauge, Some(Unit::Bytes),
@@ -403,12 +437,16 @@ pub const GPU_POLL_BUCKETS: &[f64] = &[
 pub const DRIFT_TEST_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
+/// Buckets for image counts per request.
+pub const IMAGE_COUNT_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0];
 
 /// Bucket layouts of the histograms owned by the analysis areas.
 fn extra_histogram_buckets(name: &str) -> &'static [f64] {
     match name {
         GPU_POLL_DURATION => GPU_POLL_BUCKETS,
         DRIFT_TEST_DURATION => DRIFT_TEST_BUCKETS,
+        REQUEST_IMAGES => IMAGE_COUNT_BUCKETS,
+        REQUEST_MEDIA_BYTES => SIZE_BUCKETS,
         _ => DEFAULT_LATENCY_BUCKETS,
     }
 }

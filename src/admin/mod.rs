@@ -3,6 +3,7 @@
 
 mod json;
 mod resources;
+mod samples;
 mod status;
 
 use std::convert::Infallible;
@@ -35,6 +36,8 @@ pub struct AdminState {
     pub resources: crate::resources::SharedResources,
     /// The drift engine's handle; `None` when drift is off.
     pub drift: Option<crate::drift::DriftHandle>,
+    /// Newest analysed samples for `/api/samples` (`None` until analysis is wired).
+    pub samples: Option<Arc<crate::payload::SampleRing>>,
 }
 
 /// Serves the admin routes until shutdown.
@@ -93,7 +96,11 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
             "method_not_allowed",
             "this route answers POST only",
         ),
-        (_, "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/resources") => json::error(
+        (&Method::GET, "/api/samples") => samples::samples(state, req.uri().query()),
+        (
+            _,
+            "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/resources" | "/api/samples",
+        ) => json::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this route answers GET only",
