@@ -65,7 +65,24 @@ pub async fn serve(
     tokio::spawn(telemetry::upkeep(prometheus.clone(), signal.clone()));
 
     let health = Arc::new(Health::default());
+
+    // The drift engine belongs to the analysis worker, which feeds it
+    // samples (`DriftEngine::observe`) and polls it; the admin server reads
+    // its handle.
+    let drift_engine = if args.drift.no_drift {
+        None
+    } else {
+        Some(crate::drift::DriftEngine::new(
+            crate::drift::EngineConfig::from_args(&args.drift),
+        )?)
+    };
+    let drift_handle = drift_engine.as_ref().map(crate::drift::DriftEngine::handle);
     let stats = Arc::new(RequestStats::default());
+
+    // Sampling and analysis: the proxy takes `analysis.classifier`,
+    // `analysis.sampler` and `analysis.sender`; drift and quality register hooks here.
+    let analysis =
+        crate::payload::start_analysis(&args.sampling, Vec::new()).map_err(|e| e.to_string())?;
 
     let admin_listener = tokio::net::TcpListener::bind(args.net.admin_listen)
         .await
@@ -83,6 +100,8 @@ pub async fn serve(
         started,
         upstream: args.net.upstream.to_string(),
         resources: resources.snapshot.clone(),
+        drift: drift_handle,
+        samples: Some(analysis.ring.clone()),
         timeseries: Default::default(),
     });
     // The admin server outlives the drain, so probes see `/readyz` turn false.
@@ -149,6 +168,7 @@ pub async fn serve(
     let _ = proxy_task.await;
     admin_shutdown.trigger();
     let _ = admin_task.await;
+    drop(drift_engine);
     let _ = tokio::task::spawn_blocking(move || resources.join()).await;
     tracing::info!("stopped");
     Ok(())

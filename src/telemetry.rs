@@ -89,6 +89,69 @@ catalogue! {
         ["version"],
         "Always 1; the label carries the magma-monitor version.";
 
+    // --- drift ---
+    DRIFT_P_VALUE = "magma_drift_p_value", Gauge, None,
+        ["detector", "features"],
+        "p-value of the last drift test (detector: mmd, ks, chi2; features: input, output, categorical).";
+    DRIFT_STATISTIC = "magma_drift_statistic", Gauge, None,
+        ["detector", "features"],
+        "Statistic of the last drift test: MMD squared (mmd, online_mmd), largest KS or chi-square statistic (ks, chi2).";
+    DRIFT_THRESHOLD = "magma_drift_threshold", Gauge, None,
+        ["detector", "features"],
+        "Threshold of the last drift test: statistic threshold (mmd, online_mmd) or corrected p-value cut-off (ks, chi2).";
+    DRIFT_DETECTED = "magma_drift_detected", Gauge, None,
+        ["detector", "features"],
+        "1 when the last test of the detector found drift, else 0.";
+    DRIFT_TESTS = "magma_drift_tests_total", Counter, None,
+        ["detector", "result"],
+        "Drift tests run, by detector and result: drift, no_drift, error.";
+    DRIFT_TEST_DURATION = "magma_drift_test_duration_seconds", Histogram, Some(Unit::Seconds),
+        ["detector"],
+        "Time one window drift test took.";
+    DRIFT_REFERENCE_SAMPLES = "magma_drift_reference_samples", Gauge, None,
+        [],
+        "Samples in the drift reference (while collecting: collected so far).";
+    DRIFT_WINDOW_SAMPLES = "magma_drift_window_samples", Gauge, None,
+        [],
+        "Samples in the drift test window.";
+    DRIFT_SAMPLES = "magma_drift_samples_total", Counter, None,
+        ["outcome"],
+        "Samples the drift engine received, by outcome: reference, window, rejected.";
+    // --- payload (request/response understanding, sampling, analysis) ---
+    REQUEST_IMAGES = "magma_request_images", Histogram, None,
+        ["modality"],
+        "Images in a request body (inline and by URL).";
+    REQUEST_MEDIA_BYTES = "magma_request_media_bytes", Histogram, Some(Unit::Bytes),
+        ["modality"],
+        "Decoded bytes of inline media (images, audio, video) in a request body.";
+    PAYLOAD_REQUESTS = "magma_payload_requests_total", Counter, None,
+        ["format", "modality", "task"],
+        "Request bodies by format (magma_predict, magma_predict_file, openai_chat, openai_completions, raw_media, unknown), modality and task.";
+    PAYLOAD_MALFORMED = "magma_payload_malformed_total", Counter, None,
+        ["side"],
+        "Bodies that did not parse as their declared type and were labelled unknown, by side: request, response.";
+    TOKENS = "magma_tokens_total", Counter, None,
+        ["direction"],
+        "Tokens the upstream reported in `usage`, by direction: input, output.";
+    TIME_TO_FIRST_TOKEN = "magma_time_to_first_token_seconds", Histogram, Some(Unit::Seconds),
+        ["route"],
+        "Time from the request's arrival until the first streamed (SSE) event carrying generated text.";
+    SAMPLES = "magma_samples_total", Counter, None,
+        ["outcome"],
+        "Sampled exchanges handed to analysis, by outcome: accepted, dropped (queue full), too_large (features only), over_budget (features only).";
+    IMAGE_DECODE_ERRORS = "magma_image_decode_errors_total", Counter, None,
+        ["format"],
+        "Sampled images whose header or pixels could not be decoded, by format: png, jpeg, gif, webp, base64, other.";
+    SAMPLE_LOG_RECORDS = "magma_sample_log_records_total", Counter, None,
+        ["outcome"],
+        "Sample log lines by outcome: written, error.";
+    ANALYSIS_DURATION = "magma_analysis_duration_seconds", Histogram, Some(Unit::Seconds),
+        [],
+        "Time the analysis worker spent on one sample (features, log, hooks).";
+    SAMPLE_COPY_BYTES = "magma_sample_copy_bytes", Gauge, Some(Unit::Bytes),
+        [],
+        "Memory held by sampled body copies (streaming, queued or being analysed).";
+
     // --- the sidecar's own process ---
     PROCESS_RESIDENT_MEMORY = "magma_process_resident_memory_bytes", Gauge, Some(Unit::Bytes),
         [],
@@ -370,10 +433,20 @@ pub const GPU_POLL_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
+/// Buckets of the drift test duration: 1 ms to 60 s.
+pub const DRIFT_TEST_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Buckets for image counts per request.
+pub const IMAGE_COUNT_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0];
+
 /// Bucket layouts of the histograms owned by the analysis areas.
 fn extra_histogram_buckets(name: &str) -> &'static [f64] {
     match name {
         GPU_POLL_DURATION => GPU_POLL_BUCKETS,
+        DRIFT_TEST_DURATION => DRIFT_TEST_BUCKETS,
+        REQUEST_IMAGES => IMAGE_COUNT_BUCKETS,
+        REQUEST_MEDIA_BYTES => SIZE_BUCKETS,
         _ => DEFAULT_LATENCY_BUCKETS,
     }
 }

@@ -90,6 +90,8 @@ mod tests {
             started: std::time::Instant::now(),
             upstream: "http://127.0.0.1:8080/".into(),
             resources: crate::resources::snapshot::shared(),
+            drift: None,
+            samples: None,
             timeseries: Default::default(),
         }
     }

@@ -5,6 +5,7 @@ mod dashboard;
 mod json;
 mod prom_text;
 mod resources;
+mod samples;
 mod status;
 pub mod timeseries;
 
@@ -36,6 +37,10 @@ pub struct AdminState {
     pub upstream: String,
     /// Latest GPU and upstream-process readings (`/api/resources`).
     pub resources: crate::resources::SharedResources,
+    /// The drift engine's handle; `None` when drift is off.
+    pub drift: Option<crate::drift::DriftHandle>,
+    /// Newest analysed samples for `/api/samples` (`None` until analysis is wired).
+    pub samples: Option<Arc<crate::payload::SampleRing>>,
     /// One point a second for the dashboard, sampled from the registry.
     pub timeseries: timeseries::TimeSeries,
 }
@@ -74,7 +79,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut shutdown: 
 
 async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    match (req.method(), path.as_str()) {
+    let method = req.method().clone();
+    match (&method, path.as_str()) {
         (&Method::GET, "/metrics") => metrics(state),
         (&Method::GET, "/healthz") => {
             json_response(StatusCode::OK, &serde_json::json!({"status": "alive"}))
@@ -82,13 +88,28 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
         (&Method::GET, "/readyz") => readiness(state),
         (&Method::GET, "/api/status") => status::status(state),
         (&Method::GET, "/api/resources") => resources::resources(state),
+        (&Method::GET, "/api/drift") => crate::drift::api::get_drift(state.drift.as_ref()),
+        (&Method::POST, "/api/drift/reference") => {
+            crate::drift::api::post_reference(req, state.drift.as_ref()).await
+        }
+        (_, "/api/drift") => json::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route answers GET only",
+        ),
+        (_, "/api/drift/reference") => json::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route answers POST only",
+        ),
+        (&Method::GET, "/api/samples") => samples::samples(state, req.uri().query()),
         (&Method::GET, "/api/timeseries") => dashboard::timeseries(req.uri().query(), state),
         (&Method::GET, "/" | "/dashboard") => dashboard::page(),
         (&Method::GET, "/dashboard.js") => dashboard::script(),
         (&Method::GET, "/dashboard.css") => dashboard::stylesheet(),
         (
             _,
-            "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/resources"
+            "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/resources" | "/api/samples"
             | "/api/timeseries",
         ) => json::error(
             StatusCode::METHOD_NOT_ALLOWED,
