@@ -426,7 +426,13 @@ async function pollDrift() {
   const pVal = body.p_val ?? body.p_value_threshold ?? (body.config || {}).p_val;
   if (typeof pVal === "number" && pVal > 0 && pVal < 1) state.driftThreshold = pVal;
   const rows = driftRows(body);
-  if (!rows.length) { showEmpty("panel-drift", "no data yet (reference still filling)"); return; }
+  if (!rows.length) {
+    const ref = body.reference || {};
+    const progress = typeof ref.samples === "number" && typeof ref.target_samples === "number"
+      ? " (reference " + ref.samples + " / " + ref.target_samples + " samples, window " + (body.window_samples ?? "–") + ")" : "";
+    showEmpty("panel-drift", body.enabled === false ? "drift detection is off" : "no test yet" + progress);
+    return;
+  }
   let smallest = null;
   const table = el("table", {}, [
     el("tr", {}, ["detector", "p-value", "drift", "tested", "moved most"].map((h) => el("th", {}, h))),
