@@ -116,7 +116,7 @@ catalogue! {
         "Samples in the drift test window.";
     DRIFT_SAMPLES = "magma_drift_samples_total", Counter, None,
         ["outcome"],
-        "Samples the drift engine received, by outcome: reference, window, rejected.";
+        "Samples for the drift engine, by outcome: reference, window, rejected (width differs from the reference), dropped (drift queue full).";
     // --- payload (request/response understanding, sampling, analysis) ---
     REQUEST_IMAGES = "magma_request_images", Histogram, None,
         ["modality"],

@@ -40,6 +40,23 @@ pub struct AdminState {
     pub samples: Option<Arc<crate::payload::SampleRing>>,
 }
 
+impl AdminState {
+    /// A state with only the metrics attached; set the other parts with
+    /// struct update syntax (`AdminState { drift, ..AdminState::new(..) }`).
+    pub fn new(prometheus: PrometheusHandle, upstream: String) -> Self {
+        Self {
+            prometheus,
+            health: Default::default(),
+            stats: Default::default(),
+            started: Instant::now(),
+            upstream,
+            resources: Default::default(),
+            drift: None,
+            samples: None,
+        }
+    }
+}
+
 /// Serves the admin routes until shutdown.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut shutdown: ShutdownSignal) {
     loop {
