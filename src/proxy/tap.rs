@@ -24,11 +24,13 @@ pub struct PayloadContext {
 }
 
 impl PayloadContext {
-    /// The `model_type` label of a request: its `model` field when allowed,
-    /// `other` when it names another model, `--model-type` when it names none.
+    /// The `model_type` label of a request: its `model` field when allowed
+    /// (`--model-type` itself always is), `other` when it names another
+    /// model, `--model-type` when it names none.
     pub fn model_label(&self, info: &RequestInfo) -> &'static str {
         match info.model.as_deref() {
             None => self.default_model,
+            Some(model) if model == self.default_model => self.default_model,
             Some(model) => self
                 .allowed_models
                 .iter()
