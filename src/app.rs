@@ -60,12 +60,23 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
                 args.net.admin_listen
             )
         })?;
+    let quality = Arc::new(crate::quality::QualityMonitor::new(args.quality.config()));
+    let anomalies = Arc::new(crate::anomaly::AnomalyHandle::new(args.anomaly.config()));
+    tokio::spawn(crate::anomaly::run(
+        anomalies.clone(),
+        crate::anomaly::PrometheusSource::new(prometheus.clone()),
+        args.anomaly.anomaly_interval,
+        signal.clone(),
+    ));
     let admin_state = Arc::new(AdminState {
         prometheus,
         health: health.clone(),
         stats: stats.clone(),
         started,
         upstream: args.net.upstream.to_string(),
+        admin_token: args.net.admin_token.clone(),
+        quality: Some(quality),
+        anomalies: Some(anomalies),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, signal.clone()));
 

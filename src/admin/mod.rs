@@ -1,7 +1,10 @@
 //! The admin server: `/metrics`, `/healthz`, `/readyz`, the JSON API and the
 //! dashboard, on a port of its own so it never shadows a model route.
 
+pub mod auth;
+mod body;
 mod json;
+mod quality_routes;
 mod status;
 
 use std::convert::Infallible;
@@ -30,6 +33,12 @@ pub struct AdminState {
     pub stats: Arc<RequestStats>,
     pub started: Instant,
     pub upstream: String,
+    /// `--admin-token`: required as a bearer token by the write routes when set.
+    pub admin_token: Option<String>,
+    /// Output quality, feedback and ground truth (None: routes answer 503).
+    pub quality: Option<Arc<crate::quality::QualityMonitor>>,
+    /// Anomaly engine (None: `/api/anomalies` answers 503).
+    pub anomalies: Option<Arc<crate::anomaly::AnomalyHandle>>,
 }
 
 /// Serves the admin routes until shutdown.
@@ -72,6 +81,19 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
         }
         (&Method::GET, "/readyz") => readiness(state),
         (&Method::GET, "/api/status") => status::status(state),
+        (&Method::POST, "/api/feedback") => {
+            quality_routes::write(req, state, quality_routes::WriteRoute::Feedback).await
+        }
+        (&Method::GET, "/api/feedback") => quality_routes::recent_feedback(&req, state),
+        (&Method::POST, "/api/ground_truth") => {
+            quality_routes::write(req, state, quality_routes::WriteRoute::GroundTruth).await
+        }
+        (&Method::GET, "/api/anomalies") => quality_routes::anomalies(&req, state),
+        (_, "/api/feedback" | "/api/ground_truth" | "/api/anomalies") => json::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "feedback answers GET and POST, ground_truth POST, anomalies GET",
+        ),
         (_, "/metrics" | "/healthz" | "/readyz" | "/api/status") => json::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",

@@ -24,6 +24,7 @@ pub mod prometheus_source;
 pub mod robust;
 pub mod signals;
 pub mod stats;
+pub mod synthetic;
 pub mod timefmt;
 pub mod trend;
 
@@ -53,7 +54,7 @@ pub struct AnomalyArgs {
     pub anomaly_z_threshold: f64,
 
     /// CUSUM decision interval h, in robust standard deviations.
-    #[arg(long, env = "MAGMA_MONITOR_ANOMALY_CUSUM_H", default_value_t = 10.0)]
+    #[arg(long, env = "MAGMA_MONITOR_ANOMALY_CUSUM_H", default_value_t = 15.0)]
     pub anomaly_cusum_h: f64,
 
     /// Readings averaged into one point of the trend detector's history.

@@ -4,19 +4,22 @@
 //! Points are averaged into buckets of `bucket_points` (default 30: 5 min at a
 //! 10 s interval); the last `window_buckets` bucket means (default 288: 24 h)
 //! are kept. Each time a bucket closes and at least `min_buckets` exist, the
-//! detector computes the Mann–Kendall Z and the Theil–Sen slope of the window.
-//! A trend opens when
+//! detector tests several windows: the last `min_buckets`, twice that, and so
+//! on up to the whole history (so a recent onset is found without waiting for
+//! it to fill the longest window); each window is averaged down to at most 96
+//! points, which keeps the O(n²) statistics cheap. A trend opens when, for
+//! some window,
 //!
-//! 1. Z is beyond ±`z_threshold` (default 5: a one-sided p of about 3·10⁻⁷ per
-//!    evaluation, strict because evaluations repeat and real series are
+//! 1. the Mann–Kendall Z is beyond ±`z_threshold` (default 5: a one-sided p of
+//!    about 3·10⁻⁷ per test, strict because tests repeat and real series are
 //!    autocorrelated), and
-//! 2. the change the slope implies over the window, |slope|·span, exceeds
-//!    `max(min_change_relative·|median|, floor.absolute·min_change_floors)`,
+//! 2. the change the Theil–Sen slope implies over the window, |slope|·span,
+//!    exceeds `max(min_change_relative·|median|, floor.absolute·min_change_floors)`,
 //!    so a statistically significant but negligible drift does not alarm, and
 //! 3. the direction is one the signal cares about (when restricted).
 //!
-//! It closes when Z falls below `z_close` (default 2) or the implied change
-//! falls below half the minimum. Memory: `window_buckets` pairs of f64.
+//! It closes when no window keeps |Z| ≥ `z_close` (default 2) with at least
+//! half the minimum change. Memory: `window_buckets` pairs of f64.
 
 use std::collections::VecDeque;
 
@@ -60,6 +63,7 @@ pub struct TrendStats {
     pub first_unix: f64,
     pub last_unix: f64,
     pub last_level: f64,
+    pub first_level: f64,
 }
 
 impl TrendStats {
@@ -82,6 +86,7 @@ pub fn trend_stats(points: &[(f64, f64)]) -> Option<TrendStats> {
         first_unix: points[0].0,
         last_unix: points[points.len() - 1].0,
         last_level: values[values.len() - 1],
+        first_level: values[0],
     })
 }
 
@@ -142,13 +147,11 @@ impl Trend {
         if self.buckets.len() < self.config.min_buckets.max(3) {
             return None;
         }
-        let points: Vec<(f64, f64)> = self.buckets.iter().copied().collect();
-        let stats = trend_stats(&points)?;
-        let minimum = (self.config.min_change_relative * stats.median.abs())
-            .max(self.config.min_change_floors * self.floor.absolute);
-        let change = stats.change();
         if self.active {
-            if stats.z.abs() < self.config.z_close || change.abs() < minimum / 2.0 {
+            let still = self.best_window(0.5).is_some_and(|(stats, minimum)| {
+                stats.z.abs() >= self.config.z_close && stats.change().abs() >= minimum / 2.0
+            });
+            if !still {
                 self.active = false;
                 return Some(Transition::Closed {
                     reason: "trend no longer significant",
@@ -156,16 +159,15 @@ impl Trend {
             }
             return None;
         }
-        let direction = if stats.z > 0.0 { Direction::Up } else { Direction::Down };
-        let wanted = self.direction.is_none_or(|d| d == direction);
-        let same_sign = (change > 0.0) == (stats.z > 0.0);
-        if stats.z.abs() > self.config.z_threshold && change.abs() > minimum && wanted && same_sign {
+        let (stats, minimum) = self.best_window(1.0)?;
+        if stats.z.abs() > self.config.z_threshold && stats.change().abs() > minimum {
             self.active = true;
+            let direction = if stats.z > 0.0 { Direction::Up } else { Direction::Down };
             return Some(Transition::Opened(Finding {
                 kind: AnomalyKind::Trend,
                 direction,
                 value: stats.last_level,
-                baseline: points[0].1,
+                baseline: stats.first_level,
                 score: stats.z.abs(),
                 started_unix: stats.first_unix,
                 slope_per_second: Some(stats.slope_per_second),
@@ -173,4 +175,55 @@ impl Trend {
         }
         None
     }
+
+    /// Evaluates the windows of the last `min_buckets`, 2·`min_buckets`, ...
+    /// buckets up to the whole history (each reduced to at most
+    /// `MAX_POINTS_PER_TEST` points by averaging adjacent buckets, which keeps
+    /// the O(n²) statistics cheap), and returns the most significant one in
+    /// the signal's bad direction whose implied change clears
+    /// `change_fraction` of the minimum, with that minimum. Several scales let a recent onset be found without
+    /// waiting for it to fill the longest window.
+    fn best_window(&self, change_fraction: f64) -> Option<(TrendStats, f64)> {
+        let total = self.buckets.len();
+        let mut length = self.config.min_buckets.max(3);
+        let mut best: Option<(TrendStats, f64)> = None;
+        loop {
+            let length_now = length.min(total);
+            let window: Vec<(f64, f64)> = self.buckets.iter().skip(total - length_now).copied().collect();
+            if let Some(stats) = trend_stats(&reduce(&window, MAX_POINTS_PER_TEST)) {
+                let minimum = (self.config.min_change_relative * stats.median.abs())
+                    .max(self.config.min_change_floors * self.floor.absolute);
+                let direction = if stats.z > 0.0 { Direction::Up } else { Direction::Down };
+                let wanted = self.direction.is_none_or(|d| d == direction);
+                let consistent = (stats.change() > 0.0) == (stats.z > 0.0);
+                let clears = stats.change().abs() >= minimum * change_fraction;
+                if wanted && consistent && clears && best.is_none_or(|(b, _)| stats.z.abs() > b.z.abs()) {
+                    best = Some((stats, minimum));
+                }
+            }
+            if length_now == total {
+                break;
+            }
+            length = length.saturating_mul(2);
+        }
+        best
+    }
+}
+
+/// Most points one trend test looks at.
+const MAX_POINTS_PER_TEST: usize = 96;
+
+/// Averages adjacent points so that at most `max` remain.
+fn reduce(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    let group = points.len().div_ceil(max.max(1)).max(1);
+    points
+        .chunks(group)
+        .map(|chunk| {
+            let n = chunk.len() as f64;
+            (
+                chunk.iter().map(|p| p.0).sum::<f64>() / n,
+                chunk.iter().map(|p| p.1).sum::<f64>() / n,
+            )
+        })
+        .collect()
 }
