@@ -30,19 +30,49 @@ fn main() {
         config.cusum.reference = reference as usize;
     }
     let models: [(&str, Signal, f64, Noise, Shape); 5] = [
-        ("latency p95, log-normal noise σ=0.1", Signal::LatencyP95, 0.4, Noise::LogNormal { sigma: 0.1 }, Shape::None),
-        ("error rate 2%, log-normal noise σ=0.3", Signal::ErrorRate, 0.02, Noise::LogNormal { sigma: 0.3 }, Shape::None),
-        ("model RSS 16 GB, normal noise 5 MB", Signal::ModelRss, 16e9, Noise::Normal { sd: 5e6 }, Shape::None),
-        ("GPU temperature 70 °C, normal noise 1 °C", Signal::GpuTemperature, 70.0, Noise::Normal { sd: 1.0 }, Shape::None),
+        (
+            "latency p95, log-normal noise σ=0.1",
+            Signal::LatencyP95,
+            0.4,
+            Noise::LogNormal { sigma: 0.1 },
+            Shape::None,
+        ),
+        (
+            "error rate 2%, log-normal noise σ=0.3",
+            Signal::ErrorRate,
+            0.02,
+            Noise::LogNormal { sigma: 0.3 },
+            Shape::None,
+        ),
+        (
+            "model RSS 16 GB, normal noise 5 MB",
+            Signal::ModelRss,
+            16e9,
+            Noise::Normal { sd: 5e6 },
+            Shape::None,
+        ),
+        (
+            "GPU temperature 70 °C, normal noise 1 °C",
+            Signal::GpuTemperature,
+            70.0,
+            Noise::Normal { sd: 1.0 },
+            Shape::None,
+        ),
         (
             "latency p95 with a ±30% daily cycle, σ=0.1",
             Signal::LatencyP95,
             0.4,
             Noise::LogNormal { sigma: 0.1 },
-            Shape::Daily { amplitude: 0.3, points_per_day: PER_DAY },
+            Shape::Daily {
+                amplitude: 0.3,
+                points_per_day: PER_DAY,
+            },
         ),
     ];
-    println!("{days} days x {seeds} seeds per model, 10 s interval ({} readings each)", days * PER_DAY);
+    println!(
+        "{days} days x {seeds} seeds per model, 10 s interval ({} readings each)",
+        days * PER_DAY
+    );
     println!("| series | spike | drop | level_shift | trend | false alarms per signal-day |");
     println!("|---|---|---|---|---|---|");
     let only: Option<usize> = std::env::var("ONLY").ok().and_then(|v| v.parse().ok());
@@ -54,7 +84,10 @@ fn main() {
         for seed in 0..seeds {
             let values = series(days * PER_DAY, level, noise, shape, 1000 + seed);
             for opened in replay(signal, &values, 10.0, &config) {
-                let slot = AnomalyKind::ALL.iter().position(|k| *k == opened.kind).unwrap_or(0);
+                let slot = AnomalyKind::ALL
+                    .iter()
+                    .position(|k| *k == opened.kind)
+                    .unwrap_or(0);
                 counts[slot] += 1;
             }
         }

@@ -300,10 +300,14 @@ pub const OUTPUT_LENGTH_BUCKETS: &[f64] = &[
 ];
 
 /// Buckets for ratios in [0, 1].
-pub const RATIO_BUCKETS: &[f64] = &[0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0];
+pub const RATIO_BUCKETS: &[f64] = &[
+    0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0,
+];
 
 /// Buckets for mean token log-probabilities (always <= 0).
-pub const LOGPROB_BUCKETS: &[f64] = &[-10.0, -5.0, -3.0, -2.0, -1.5, -1.0, -0.7, -0.5, -0.3, -0.2, -0.1, -0.05, -0.01, 0.0];
+pub const LOGPROB_BUCKETS: &[f64] = &[
+    -10.0, -5.0, -3.0, -2.0, -1.5, -1.0, -0.7, -0.5, -0.3, -0.2, -0.1, -0.05, -0.01, 0.0,
+];
 
 /// Buckets for action values: fine near 0 for Magma's ±0.05 xyz deltas,
 /// coarse out to ±π for angles and ±1 for normalized actions.

@@ -58,24 +58,38 @@ async fn start(token: Option<&str>) -> Server {
     }
 }
 
-async fn call(method: &str, url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Value, http::HeaderMap) {
+async fn call(
+    method: &str,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value, http::HeaderMap) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
-    let request = request.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+    let request = request
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
     let response = client.request(request).await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, value, headers)
 }
 
 fn record(monitor: &QualityMonitor) {
-    monitor.observe(Some("req-qa"), &AnswerView::text(Task::VisualQa, "there are two cats"));
-    monitor.observe(Some("req-ui"), &AnswerView::text(Task::UiNavigation, "Mark: 12 (0.52, 0.31)"));
+    monitor.observe(
+        Some("req-qa"),
+        &AnswerView::text(Task::VisualQa, "there are two cats"),
+    );
+    monitor.observe(
+        Some("req-ui"),
+        &AnswerView::text(Task::UiNavigation, "Mark: 12 (0.52, 0.31)"),
+    );
     let delta = [0.01, 0.0, -0.02, 0.1, 0.0, 0.0, 1.0];
     monitor.observe(
         Some("req-robot"),
@@ -98,24 +112,55 @@ async fn feedback_route() {
     record(&server.monitor);
     let url = format!("{}/api/feedback", server.base);
 
-    let (status, body, _) = call("POST", &url, r#"{"request_id":"req-qa","rating":"down","comment":"there are three"}"#, &[]).await;
+    let (status, body, _) = call(
+        "POST",
+        &url,
+        r#"{"request_id":"req-qa","rating":"down","comment":"there are three"}"#,
+        &[],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["task"], "visual_qa");
     assert_eq!(body["counted"], true);
-    let (status, body, _) = call("POST", &url, r#"{"request_id":"req-qa","rating":"up"}"#, &[]).await;
-    assert_eq!((status, &body["counted"]), (200, &json!(false)), "a second rating of one id is not counted");
+    let (status, body, _) = call(
+        "POST",
+        &url,
+        r#"{"request_id":"req-qa","rating":"up"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["counted"]),
+        (200, &json!(false)),
+        "a second rating of one id is not counted"
+    );
 
     let (status, body, _) = call("POST", &url, r#"{"request_id":"nope","rating":"up"}"#, &[]).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "unknown_request_id");
-    let (status, body, _) = call("POST", &url, r#"{"request_id":"req-old","rating":"up"}"#, &[]).await;
+    let (status, body, _) = call(
+        "POST",
+        &url,
+        r#"{"request_id":"req-old","rating":"up"}"#,
+        &[],
+    )
+    .await;
     assert_eq!(status, 404);
-    assert!(body["detail"].as_str().unwrap().contains("expired"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
 
     for (bad, reason) in [
-        (r#"{"request_id":"req-ui","rating":"meh"}"#, "unknown variant"),
+        (
+            r#"{"request_id":"req-ui","rating":"meh"}"#,
+            "unknown variant",
+        ),
         (r#"{"request_id":"req-ui"}"#, "missing field `rating`"),
-        (r#"{"request_id":"req-ui","rating":"up","stars":5}"#, "unknown field `stars`"),
+        (
+            r#"{"request_id":"req-ui","rating":"up","stars":5}"#,
+            "unknown field `stars`",
+        ),
         (r#"{"request_id":"","rating":"up"}"#, "request_id is empty"),
         ("[1,2]", "expected a JSON object"),
         ("not json", "not valid JSON"),
@@ -124,7 +169,10 @@ async fn feedback_route() {
         let (status, body, _) = call("POST", &url, bad, &[]).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"], "bad_request");
-        assert!(body["detail"].as_str().unwrap().contains(reason), "{bad}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(reason),
+            "{bad}: {body}"
+        );
     }
 
     let (status, body, _) = call("GET", &format!("{url}?limit=5"), "", &[]).await;
@@ -133,7 +181,10 @@ async fn feedback_route() {
 
     let (_, metrics, _) = call("GET", &format!("{}/metrics", server.base), "", &[]).await;
     let metrics = metrics.as_str().unwrap().to_owned();
-    assert!(metrics.contains(r#"magma_feedback_total{rating="down",task="visual_qa"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"magma_feedback_total{rating="down",task="visual_qa"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -142,10 +193,19 @@ async fn ground_truth_route_single_and_batch() {
     record(&server.monitor);
     let url = format!("{}/api/ground_truth", server.base);
 
-    let (status, body, _) = call("POST", &url, r#"{"request_id":"req-qa","text":"two cats"}"#, &[]).await;
+    let (status, body, _) = call(
+        "POST",
+        &url,
+        r#"{"request_id":"req-qa","text":"two cats"}"#,
+        &[],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let f1 = body["scores"]["token_f1"].as_f64().unwrap();
-    assert!((f1 - 2.0 * 0.5 / 1.5).abs() < 1e-9, "P = 2/4, R = 1: {body}");
+    assert!(
+        (f1 - 2.0 * 0.5 / 1.5).abs() < 1e-9,
+        "P = 2/4, R = 1: {body}"
+    );
 
     let (status, body, _) = call(
         "POST",
@@ -158,14 +218,32 @@ async fn ground_truth_route_single_and_batch() {
     assert_eq!(body["scores"]["mark_match"], 1.0);
     assert_eq!(body["scores"]["point_in_box"], 1.0);
 
-    let (status, body, _) = call("POST", &url, r#"{"request_id":"req-robot","action":[0.01,0,-0.02,0.1,0,0,0]}"#, &[]).await;
+    let (status, body, _) = call(
+        "POST",
+        &url,
+        r#"{"request_id":"req-robot","action":[0.01,0,-0.02,0.1,0,0,0]}"#,
+        &[],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!((body["scores"]["action_l2_error"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     assert_eq!(body["scores"]["gripper_agreement"], 0.0);
 
-    let (status, body, _) = call("POST", &url, r#"{"request_id":"req-robot","action":[1,2,3]}"#, &[]).await;
+    let (status, body, _) = call(
+        "POST",
+        &url,
+        r#"{"request_id":"req-robot","action":[1,2,3]}"#,
+        &[],
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(body["detail"].as_str().unwrap().contains("exactly 7 values"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("exactly 7 values"),
+        "{body}"
+    );
     let (status, _, _) = call("POST", &url, r#"{"request_id":"gone","text":"x"}"#, &[]).await;
     assert_eq!(status, 404);
 
@@ -177,7 +255,13 @@ async fn ground_truth_route_single_and_batch() {
         "{broken\n",
         "{\"request_id\":\"req-ui\"}\n",
     );
-    let (status, body, _) = call("POST", &url, batch, &[("content-type", "application/x-ndjson")]).await;
+    let (status, body, _) = call(
+        "POST",
+        &url,
+        batch,
+        &[("content-type", "application/x-ndjson")],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["lines"], 5);
     assert_eq!(body["accepted"], 2);
@@ -190,7 +274,10 @@ async fn ground_truth_route_single_and_batch() {
     assert_eq!(results[2]["line"], 4);
     assert!((results[2]["scores"]["point_distance"].as_f64().unwrap() - 0.04).abs() < 1e-9);
     assert_eq!(results[3]["status"], 400);
-    assert!(results[4]["detail"].as_str().unwrap().contains("no label given"));
+    assert!(results[4]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no label given"));
 
     // Without a content type, several lines are a batch too.
     let (status, body, _) = call("POST", &url, "{\"request_id\":\"req-qa\",\"text\":\"cats\"}\n{\"request_id\":\"req-qa\",\"text\":\"dogs\"}\n", &[]).await;
@@ -202,7 +289,12 @@ async fn ground_truth_route_single_and_batch() {
 
     let (_, metrics, _) = call("GET", &format!("{}/metrics", server.base), "", &[]).await;
     let metrics = metrics.as_str().unwrap().to_owned();
-    assert!(metrics.contains(r#"magma_quality_score_bucket{metric="mark_match",task="ui_navigation",le="1"}"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"magma_quality_score_bucket{metric="mark_match",task="ui_navigation",le="1"}"#
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"magma_ground_truth_total{outcome="scored"}"#));
 }
 
@@ -218,7 +310,13 @@ async fn token_is_required_when_set() {
     assert!(headers.contains_key("www-authenticate"));
     let (status, _, _) = call("POST", &url, body, &[("authorization", "Bearer wrong")]).await;
     assert_eq!(status, 401);
-    let (status, _, _) = call("POST", &format!("{}/api/ground_truth", server.base), r#"{"request_id":"req-ui","mark":1}"#, &[]).await;
+    let (status, _, _) = call(
+        "POST",
+        &format!("{}/api/ground_truth", server.base),
+        r#"{"request_id":"req-ui","mark":1}"#,
+        &[],
+    )
+    .await;
     assert_eq!(status, 401);
     let (status, answer, _) = call("POST", &url, body, &[("authorization", "Bearer s3cret")]).await;
     assert_eq!(status, 200, "{answer}");
@@ -229,7 +327,11 @@ async fn token_is_required_when_set() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -255,7 +357,10 @@ async fn the_binary_serves_the_routes() {
     let base = format!("http://127.0.0.1:{admin}");
     let mut ready = false;
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", admin)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", admin))
+            .await
+            .is_ok()
+        {
             ready = true;
             break;
         }
@@ -263,9 +368,21 @@ async fn the_binary_serves_the_routes() {
     }
     let outcome = async {
         assert!(ready, "admin port never opened");
-        let (status, _, _) = call("POST", &format!("{base}/api/feedback"), r#"{"request_id":"x","rating":"up"}"#, &[]).await;
+        let (status, _, _) = call(
+            "POST",
+            &format!("{base}/api/feedback"),
+            r#"{"request_id":"x","rating":"up"}"#,
+            &[],
+        )
+        .await;
         assert_eq!(status, 401);
-        let (status, body, _) = call("POST", &format!("{base}/api/feedback"), r#"{"request_id":"x","rating":"up"}"#, &[("authorization", "Bearer t0ken")]).await;
+        let (status, body, _) = call(
+            "POST",
+            &format!("{base}/api/feedback"),
+            r#"{"request_id":"x","rating":"up"}"#,
+            &[("authorization", "Bearer t0ken")],
+        )
+        .await;
         assert_eq!(status, 404, "{body}");
         assert_eq!(body["error"], "unknown_request_id");
         tokio::time::sleep(Duration::from_millis(700)).await;

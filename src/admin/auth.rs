@@ -1,7 +1,7 @@
 //! Bearer-token check for the admin server's write routes (`--admin-token`).
 //!
 //! `/metrics` and the health routes stay open; routes that change state
-//! (feedback, ground truth, ...) call [`authorize`] first.
+//! (feedback, ground truth, ...) call [`reject_unauthorized`] first.
 
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
@@ -9,12 +9,13 @@ use http_body_util::Full;
 
 use super::json_response;
 
-/// Ok when no token is configured or the request carries
-/// `Authorization: Bearer <token>`; otherwise a 401 JSON answer.
-pub fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Response<Full<Bytes>>> {
-    let Some(expected) = token.filter(|t| !t.is_empty()) else {
-        return Ok(());
-    };
+/// `None` when no token is configured or the request carries
+/// `Authorization: Bearer <token>`; otherwise the 401 JSON answer to send.
+pub fn reject_unauthorized(
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Option<Response<Full<Bytes>>> {
+    let expected = token.filter(|t| !t.is_empty())?;
     let presented = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -23,9 +24,9 @@ pub fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Respons
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
     match presented {
-        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-        Some(_) => Err(unauthorized("the bearer token is not valid")),
-        None => Err(unauthorized(
+        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => None,
+        Some(_) => Some(unauthorized("the bearer token is not valid")),
+        None => Some(unauthorized(
             "this route requires Authorization: Bearer <admin token>",
         )),
     }
@@ -67,11 +68,17 @@ mod tests {
 
     #[test]
     fn token_rules() {
-        assert!(authorize(&headers(None), None).is_ok());
-        assert!(authorize(&headers(Some("Bearer s3cret")), Some("s3cret")).is_ok());
-        assert!(authorize(&headers(Some("bearer s3cret")), Some("s3cret")).is_ok());
-        for bad in [None, Some("Bearer wrong"), Some("Basic s3cret"), Some("Bearer s3cre"), Some("Bearer s3crett")] {
-            let response = authorize(&headers(bad), Some("s3cret")).unwrap_err();
+        assert!(reject_unauthorized(&headers(None), None).is_none());
+        assert!(reject_unauthorized(&headers(Some("Bearer s3cret")), Some("s3cret")).is_none());
+        assert!(reject_unauthorized(&headers(Some("bearer s3cret")), Some("s3cret")).is_none());
+        for bad in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic s3cret"),
+            Some("Bearer s3cre"),
+            Some("Bearer s3crett"),
+        ] {
+            let response = reject_unauthorized(&headers(bad), Some("s3cret")).unwrap();
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
         }
     }

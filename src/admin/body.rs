@@ -13,7 +13,10 @@ pub async fn collect(body: Incoming, cap: usize) -> Result<Bytes, Response<Full<
     match Limited::new(body, cap).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) => {
-            if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(json::error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",

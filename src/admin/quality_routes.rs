@@ -18,12 +18,20 @@ pub enum WriteRoute {
 }
 
 /// `POST /api/feedback` and `POST /api/ground_truth`.
-pub async fn write(req: Request<Incoming>, state: &AdminState, route: WriteRoute) -> Response<Full<Bytes>> {
-    if let Err(response) = auth::authorize(req.headers(), state.admin_token.as_deref()) {
+pub async fn write(
+    req: Request<Incoming>,
+    state: &AdminState,
+    route: WriteRoute,
+) -> Response<Full<Bytes>> {
+    if let Some(response) = auth::reject_unauthorized(req.headers(), state.admin_token.as_deref()) {
         return response;
     }
     let Some(monitor) = state.quality.as_deref() else {
-        return json::error(StatusCode::SERVICE_UNAVAILABLE, "disabled", "output quality monitoring is not running");
+        return json::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disabled",
+            "output quality monitoring is not running",
+        );
     };
     let content_type = req
         .headers()
@@ -43,19 +51,31 @@ pub async fn write(req: Request<Incoming>, state: &AdminState, route: WriteRoute
 /// `GET /api/feedback?limit=N`: the newest feedback (same token as the write routes,
 /// since comments are user text).
 pub fn recent_feedback(req: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
-    if let Err(response) = auth::authorize(req.headers(), state.admin_token.as_deref()) {
+    if let Some(response) = auth::reject_unauthorized(req.headers(), state.admin_token.as_deref()) {
         return response;
     }
     let Some(monitor) = state.quality.as_deref() else {
-        return json::error(StatusCode::SERVICE_UNAVAILABLE, "disabled", "output quality monitoring is not running");
+        return json::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disabled",
+            "output quality monitoring is not running",
+        );
     };
     api::recent_feedback(monitor, limit(req, 20, 100))
 }
 
 /// `GET /api/anomalies?limit=N`: open anomalies, the N newest closed ones, events.
 pub fn anomalies(req: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
-    let Some(report) = state.anomalies.as_deref().and_then(|h| h.report(limit(req, 50, 100))) else {
-        return json::error(StatusCode::SERVICE_UNAVAILABLE, "disabled", "anomaly detection is not running");
+    let Some(report) = state
+        .anomalies
+        .as_deref()
+        .and_then(|h| h.report(limit(req, 50, 100)))
+    else {
+        return json::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disabled",
+            "anomaly detection is not running",
+        );
     };
     json_response(StatusCode::OK, &report)
 }

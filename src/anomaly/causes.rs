@@ -134,11 +134,17 @@ pub fn rank(context: &CauseContext<'_>, signal: Signal, started: f64) -> Vec<Cau
         if *other == signal {
             continue;
         }
-        if *other == Signal::GpuTemperature && !causes.iter().any(|c| c.cause == CauseKind::GpuThrottling) {
+        if *other == Signal::GpuTemperature
+            && !causes.iter().any(|c| c.cause == CauseKind::GpuThrottling)
+        {
             causes.push(Cause {
                 cause: CauseKind::GpuThrottling,
                 score: 0.5,
-                evidence: format!("GPU temperature {} since {}", kind.as_label(), hh_mm(*other_started)),
+                evidence: format!(
+                    "GPU temperature {} since {}",
+                    kind.as_label(),
+                    hh_mm(*other_started)
+                ),
             });
             continue;
         }
@@ -245,8 +251,5 @@ pub fn correlation(history: &VecDeque<HistoryRow>, a: Signal, b: Signal) -> Opti
 }
 
 pub fn signal_index(signal: Signal) -> usize {
-    Signal::ALL
-        .iter()
-        .position(|s| *s == signal)
-        .unwrap_or(0)
+    Signal::ALL.iter().position(|s| *s == signal).unwrap_or(0)
 }

@@ -52,6 +52,10 @@ impl Default for AnomalyConfig {
     }
 }
 
+/// Causes scoring below this are listed in `causes` but left out of the
+/// one-line evidence.
+const EVIDENCE_MIN_SCORE: f64 = 0.25;
+
 /// How bad an anomaly is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -197,8 +201,14 @@ impl AnomalyEngine {
             }
             let state = &mut self.states[index];
             let transitions = [
-                (state.robust.update(now, x), [AnomalyKind::Spike, AnomalyKind::Drop].as_slice()),
-                (state.cusum.update(now, x), [AnomalyKind::LevelShift].as_slice()),
+                (
+                    state.robust.update(now, x),
+                    [AnomalyKind::Spike, AnomalyKind::Drop].as_slice(),
+                ),
+                (
+                    state.cusum.update(now, x),
+                    [AnomalyKind::LevelShift].as_slice(),
+                ),
                 (state.trend.update(now, x), [AnomalyKind::Trend].as_slice()),
             ];
             for (transition, kinds) in transitions {
@@ -229,7 +239,10 @@ impl AnomalyEngine {
             self.events.push(now, Event::SidecarStarted);
         }
         if let Some(start) = snapshot.upstream_start_time {
-            if self.previous_start_time.is_some_and(|p| (p - start).abs() > 0.5) {
+            if self
+                .previous_start_time
+                .is_some_and(|p| (p - start).abs() > 0.5)
+            {
                 self.events.push(now, Event::UpstreamRestarted);
             }
             self.previous_start_time = Some(start);
@@ -310,7 +323,13 @@ impl AnomalyEngine {
         Some(anomaly)
     }
 
-    fn close(&mut self, signal: Signal, kinds: &[AnomalyKind], reason: &str, now: f64) -> Vec<Anomaly> {
+    fn close(
+        &mut self,
+        signal: Signal,
+        kinds: &[AnomalyKind],
+        reason: &str,
+        now: f64,
+    ) -> Vec<Anomaly> {
         let mut closed = Vec::new();
         let mut i = 0;
         while i < self.active.len() {
@@ -367,7 +386,11 @@ impl AnomalyEngine {
         let mut ranked = causes::rank(&context, anomaly.signal, anomaly.started_unix);
         ranked.truncate(self.config.max_causes);
         let mut evidence = anomaly.headline.clone();
-        for cause in ranked.iter().take(3) {
+        for cause in ranked
+            .iter()
+            .filter(|c| c.score >= EVIDENCE_MIN_SCORE)
+            .take(3)
+        {
             evidence.push_str("; ");
             evidence.push_str(&cause.evidence);
         }
@@ -381,7 +404,13 @@ impl AnomalyEngine {
             evaluations: self.evaluations,
             last_evaluation_unix: self.last_at,
             active: self.active.clone(),
-            recent: self.recent.iter().rev().take(recent_limit).cloned().collect(),
+            recent: self
+                .recent
+                .iter()
+                .rev()
+                .take(recent_limit)
+                .cloned()
+                .collect(),
             events: self.events.newest(50),
         }
     }
@@ -425,10 +454,14 @@ fn headline(signal: Signal, finding: &Finding) -> String {
             finding.score
         );
     }
-    if finding.baseline.abs() > signal.floor().absolute {
+    if finding.baseline.abs() >= signal.floor().absolute / 2.0 {
         let ratio = finding.value / finding.baseline;
         if !(0.67..=1.5).contains(&ratio) {
-            return format!("{name} {ratio:.1}x baseline since {since} ({} vs {})", format_value(signal, finding.value), format_value(signal, finding.baseline));
+            return format!(
+                "{name} {ratio:.1}x baseline since {since} ({} vs {})",
+                format_value(signal, finding.value),
+                format_value(signal, finding.baseline)
+            );
         }
     }
     format!(

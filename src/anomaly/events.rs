@@ -29,10 +29,15 @@ impl Event {
     /// Short text for evidence lines.
     pub fn describe(&self) -> String {
         match self {
-            Event::ModelVersionChanged { from: Some(from), to } => {
+            Event::ModelVersionChanged {
+                from: Some(from),
+                to,
+            } => {
                 format!("model version changed from {from} to {to}")
             }
-            Event::ModelVersionChanged { from: None, to } => format!("model version changed to {to}"),
+            Event::ModelVersionChanged { from: None, to } => {
+                format!("model version changed to {to}")
+            }
             Event::UpstreamRestarted => "model server restarted".into(),
             Event::SidecarStarted => "magma-monitor restarted (fresh baselines)".into(),
             Event::DriftDetected { detector } => format!("drift detected ({detector})"),

@@ -62,7 +62,11 @@ pub struct AnomalyArgs {
     pub anomaly_trend_bucket: usize,
 
     /// Points of the trend detector's history (with the bucket: the trend window).
-    #[arg(long, env = "MAGMA_MONITOR_ANOMALY_TREND_WINDOW", default_value_t = 288)]
+    #[arg(
+        long,
+        env = "MAGMA_MONITOR_ANOMALY_TREND_WINDOW",
+        default_value_t = 288
+    )]
     pub anomaly_trend_window: usize,
 }
 
@@ -71,14 +75,17 @@ impl AnomalyArgs {
         if self.anomaly_interval < Duration::from_millis(100) {
             return Err("--anomaly-interval must be at least 100ms".into());
         }
-        if !(self.anomaly_z_threshold > 0.0) {
+        if self.anomaly_z_threshold.is_nan() || self.anomaly_z_threshold <= 0.0 {
             return Err("--anomaly-z-threshold must be positive".into());
         }
-        if !(self.anomaly_cusum_h > 0.0) {
+        if self.anomaly_cusum_h.is_nan() || self.anomaly_cusum_h <= 0.0 {
             return Err("--anomaly-cusum-h must be positive".into());
         }
         if self.anomaly_trend_bucket == 0 || !(3..=10_000).contains(&self.anomaly_trend_window) {
-            return Err("--anomaly-trend-bucket must be >= 1 and --anomaly-trend-window within 3..=10000".into());
+            return Err(
+                "--anomaly-trend-bucket must be >= 1 and --anomaly-trend-window within 3..=10000"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -157,7 +164,9 @@ pub async fn run<R: RegistryText + 'static>(
             _ = ticker.tick() => {}
             _ = shutdown.recv() => break,
         }
-        let Some(mut current) = source.take() else { break };
+        let Some(mut current) = source.take() else {
+            break;
+        };
         let engine = handle.clone();
         let result = tokio::task::spawn_blocking(move || {
             let snapshot = current.snapshot(unix_now());

@@ -183,9 +183,7 @@ fn cumulative(samples: &[Sample], at_unix: f64) -> Cumulative {
                     add(FEEDBACK_DOWN_KEY, s.value);
                 }
             }
-            external::SAMPLES if s.label("outcome") == Some("dropped") => {
-                add(DROPPED_KEY, s.value)
-            }
+            external::SAMPLES if s.label("outcome") == Some("dropped") => add(DROPPED_KEY, s.value),
             _ => {}
         }
     }
@@ -283,11 +281,15 @@ fn gauge_sum(samples: &[Sample], name: &str) -> Option<f64> {
 }
 
 fn gauge_max(samples: &[Sample], name: &str) -> Option<f64> {
-    values(samples, name).fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))))
+    values(samples, name).fold(None, |acc: Option<f64>, v| {
+        Some(acc.map_or(v, |a| a.max(v)))
+    })
 }
 
 fn gauge_min(samples: &[Sample], name: &str) -> Option<f64> {
-    values(samples, name).fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.min(v))))
+    values(samples, name).fold(None, |acc: Option<f64>, v| {
+        Some(acc.map_or(v, |a| a.min(v)))
+    })
 }
 
 #[cfg(test)]
@@ -297,14 +299,22 @@ mod tests {
     #[test]
     fn quantile_interpolates_like_histogram_quantile() {
         // 100 observations: 50 in (0, 0.1], 40 in (0.1, 0.5], 10 in (0.5, 1].
-        let buckets = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (f64::INFINITY, 100.0)];
+        let buckets = [
+            (0.1, 50.0),
+            (0.5, 90.0),
+            (1.0, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
         assert!((quantile(&buckets, 0.5).unwrap() - 0.1).abs() < 1e-12);
         // rank 95: bucket (0.5, 1], 5 of 10 -> 0.75
         assert!((quantile(&buckets, 0.95).unwrap() - 0.75).abs() < 1e-12);
         // rank 25 in the first bucket -> 0.05
         assert!((quantile(&buckets, 0.25).unwrap() - 0.05).abs() < 1e-12);
         assert_eq!(quantile(&[(1.0, 0.0), (f64::INFINITY, 0.0)], 0.5), None);
-        assert_eq!(quantile(&[(1.0, 0.0), (f64::INFINITY, 3.0)], 0.5), Some(1.0));
+        assert_eq!(
+            quantile(&[(1.0, 0.0), (f64::INFINITY, 3.0)], 0.5),
+            Some(1.0)
+        );
     }
 
     struct Text(std::sync::Mutex<String>);

@@ -115,7 +115,11 @@ impl RobustZ {
             self.streak_direction = None;
             return None;
         }
-        let direction = if z > 0.0 { Direction::Up } else { Direction::Down };
+        let direction = if z > 0.0 {
+            Direction::Up
+        } else {
+            Direction::Down
+        };
         if self.streak_direction != Some(direction) {
             self.streak = 0;
             self.streak_direction = Some(direction);

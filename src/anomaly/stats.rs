@@ -146,7 +146,9 @@ mod tests {
 
     #[test]
     fn theil_sen_ignores_an_outlier() {
-        let mut points: Vec<(f64, f64)> = (0..20).map(|i| (f64::from(i), 2.0 * f64::from(i) + 1.0)).collect();
+        let mut points: Vec<(f64, f64)> = (0..20)
+            .map(|i| (f64::from(i), 2.0 * f64::from(i) + 1.0))
+            .collect();
         points[5].1 = 1000.0;
         assert!((theil_sen_slope(&points).unwrap() - 2.0).abs() < 1e-12);
     }
@@ -163,7 +165,9 @@ mod tests {
 
     #[test]
     fn spearman_of_monotone_pairs() {
-        let pairs: Vec<(f64, f64)> = (0..10).map(|i| (f64::from(i), f64::from(i).powi(3))).collect();
+        let pairs: Vec<(f64, f64)> = (0..10)
+            .map(|i| (f64::from(i), f64::from(i).powi(3)))
+            .collect();
         assert!((spearman(&pairs).unwrap() - 1.0).abs() < 1e-12);
         let anti: Vec<(f64, f64)> = (0..10).map(|i| (f64::from(i), -f64::from(i))).collect();
         assert!((spearman(&anti).unwrap() + 1.0).abs() < 1e-12);

@@ -4,8 +4,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::engine::{AnomalyChange, AnomalyConfig, AnomalyEngine};
 use super::detector::AnomalyKind;
+use super::engine::{AnomalyChange, AnomalyConfig, AnomalyEngine};
 use super::signals::{Signal, SignalSnapshot};
 
 /// The shape added to a clean series.
@@ -14,13 +14,20 @@ pub enum Shape {
     /// Clean noise only.
     None,
     /// `points` readings multiplied by `factor`, from `at`.
-    Spike { at: usize, points: usize, factor: f64 },
+    Spike {
+        at: usize,
+        points: usize,
+        factor: f64,
+    },
     /// From `at` on, the level is multiplied by `factor`.
     Step { at: usize, factor: f64 },
     /// From `at` on, the level grows linearly by `per_point` (absolute units).
     Creep { at: usize, per_point: f64 },
     /// A daily cycle of relative amplitude `amplitude` (24 h period), no anomaly.
-    Daily { amplitude: f64, points_per_day: usize },
+    Daily {
+        amplitude: f64,
+        points_per_day: usize,
+    },
 }
 
 /// Noise model of a clean series.
@@ -79,7 +86,12 @@ pub struct Opened {
 
 /// Replays `values` of `signal` through a fresh engine, one reading every
 /// `interval_seconds`, and returns what opened.
-pub fn replay(signal: Signal, values: &[f64], interval_seconds: f64, config: &AnomalyConfig) -> Vec<Opened> {
+pub fn replay(
+    signal: Signal,
+    values: &[f64],
+    interval_seconds: f64,
+    config: &AnomalyConfig,
+) -> Vec<Opened> {
     let mut engine = AnomalyEngine::new(config.clone());
     let start = 1_700_000_000.0;
     let mut opened = Vec::new();

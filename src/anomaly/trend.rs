@@ -162,7 +162,11 @@ impl Trend {
         let (stats, minimum) = self.best_window(1.0)?;
         if stats.z.abs() > self.config.z_threshold && stats.change().abs() > minimum {
             self.active = true;
-            let direction = if stats.z > 0.0 { Direction::Up } else { Direction::Down };
+            let direction = if stats.z > 0.0 {
+                Direction::Up
+            } else {
+                Direction::Down
+            };
             return Some(Transition::Opened(Finding {
                 kind: AnomalyKind::Trend,
                 direction,
@@ -189,15 +193,28 @@ impl Trend {
         let mut best: Option<(TrendStats, f64)> = None;
         loop {
             let length_now = length.min(total);
-            let window: Vec<(f64, f64)> = self.buckets.iter().skip(total - length_now).copied().collect();
+            let window: Vec<(f64, f64)> = self
+                .buckets
+                .iter()
+                .skip(total - length_now)
+                .copied()
+                .collect();
             if let Some(stats) = trend_stats(&reduce(&window, MAX_POINTS_PER_TEST)) {
                 let minimum = (self.config.min_change_relative * stats.median.abs())
                     .max(self.config.min_change_floors * self.floor.absolute);
-                let direction = if stats.z > 0.0 { Direction::Up } else { Direction::Down };
+                let direction = if stats.z > 0.0 {
+                    Direction::Up
+                } else {
+                    Direction::Down
+                };
                 let wanted = self.direction.is_none_or(|d| d == direction);
                 let consistent = (stats.change() > 0.0) == (stats.z > 0.0);
                 let clears = stats.change().abs() >= minimum * change_fraction;
-                if wanted && consistent && clears && best.is_none_or(|(b, _)| stats.z.abs() > b.z.abs()) {
+                if wanted
+                    && consistent
+                    && clears
+                    && best.is_none_or(|(b, _)| stats.z.abs() > b.z.abs())
+                {
                     best = Some((stats, minimum));
                 }
             }

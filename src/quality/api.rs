@@ -62,7 +62,11 @@ fn from_apply_error(error: ApplyError) -> RecordResult {
 }
 
 /// Answers `POST /api/feedback` for a collected body.
-pub fn feedback(monitor: &QualityMonitor, content_type: Option<&str>, body: &[u8]) -> Response<Full<Bytes>> {
+pub fn feedback(
+    monitor: &QualityMonitor,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
     respond(content_type, body, |record: Feedback| {
         match monitor.feedback(&record) {
             Ok(outcome) => RecordResult::Ok(json!({
@@ -77,7 +81,11 @@ pub fn feedback(monitor: &QualityMonitor, content_type: Option<&str>, body: &[u8
 }
 
 /// Answers `POST /api/ground_truth` for a collected body.
-pub fn ground_truth(monitor: &QualityMonitor, content_type: Option<&str>, body: &[u8]) -> Response<Full<Bytes>> {
+pub fn ground_truth(
+    monitor: &QualityMonitor,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
     respond(content_type, body, |record: GroundTruth| {
         match monitor.ground_truth(&record) {
             Ok((task, scores)) => {

@@ -178,10 +178,22 @@ mod tests {
 
     #[test]
     fn clean_answers_pass() {
-        assert!(kinds(AnswerView::text(Task::VisualQa, "There are three cats on the sofa.")).is_empty());
-        assert!(kinds(AnswerView::text(Task::UiNavigation, "Coordinate: (0.52, 0.31). Mark: 12")).is_empty());
-        assert!(kinds(AnswerView::text(Task::TraceOfMark, "Mark 3 at [[12,34],[20,40]]")).is_empty());
-        let action = [0.01, -0.02, 0.0, 0.1, -3.0, 3.14, 1.0];
+        assert!(kinds(AnswerView::text(
+            Task::VisualQa,
+            "There are three cats on the sofa."
+        ))
+        .is_empty());
+        assert!(kinds(AnswerView::text(
+            Task::UiNavigation,
+            "Coordinate: (0.52, 0.31). Mark: 12"
+        ))
+        .is_empty());
+        assert!(kinds(AnswerView::text(
+            Task::TraceOfMark,
+            "Mark 3 at [[12,34],[20,40]]"
+        ))
+        .is_empty());
+        let action = [0.01, -0.02, 0.0, 0.1, -3.0, 3.1, 1.0];
         let normalized = [0.1, -0.9, 1.0, -1.0, 0.0, 0.5, 1.0];
         let answer = AnswerView {
             normalized_actions: Some(&normalized),
@@ -193,7 +205,10 @@ mod tests {
 
     #[test]
     fn each_kind_is_found() {
-        assert_eq!(kinds(AnswerView::text(Task::Chat, "  ")), [OutputAnomaly::Empty]);
+        assert_eq!(
+            kinds(AnswerView::text(Task::Chat, "  ")),
+            [OutputAnomaly::Empty]
+        );
         assert_eq!(
             kinds(AnswerView::text(Task::Chat, &"the ".repeat(40))),
             [OutputAnomaly::Repetitive]
@@ -204,7 +219,10 @@ mod tests {
         };
         assert_eq!(kinds(truncated), [OutputAnomaly::Truncated]);
         assert_eq!(
-            kinds(AnswerView::text(Task::UiNavigation, "I would click the blue button.")),
+            kinds(AnswerView::text(
+                Task::UiNavigation,
+                "I would click the blue button."
+            )),
             [OutputAnomaly::UnparseableAction]
         );
         let question = AnswerView {
@@ -213,7 +231,10 @@ mod tests {
         };
         assert!(kinds(question).is_empty());
         assert_eq!(
-            kinds(AnswerView::text(Task::TraceOfMark, "Mark 3 should move left")),
+            kinds(AnswerView::text(
+                Task::TraceOfMark,
+                "Mark 3 should move left"
+            )),
             [OutputAnomaly::UnparseableAction]
         );
         assert_eq!(
@@ -234,7 +255,7 @@ mod tests {
                 ..AnswerView::text(Task::RobotAction, "")
             })
         };
-        assert!(check_delta(&[0.05, -0.05, 0.0, 3.14, 0.0, 0.0, 0.0]).is_empty());
+        assert!(check_delta(&[0.05, -0.05, 0.0, std::f64::consts::PI, 0.0, 0.0, 0.0]).is_empty());
         for bad in [
             [0.06, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
             [0.0, 0.0, 0.0, 0.0, 3.2, 0.0, 0.0],
@@ -243,7 +264,11 @@ mod tests {
             [f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
             [0.0, f64::INFINITY, 0.0, 0.0, 0.0, 0.0, 0.0],
         ] {
-            assert_eq!(check_delta(&bad), [OutputAnomaly::ActionOutOfRange], "{bad:?}");
+            assert_eq!(
+                check_delta(&bad),
+                [OutputAnomaly::ActionOutOfRange],
+                "{bad:?}"
+            );
         }
         let normalized = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.01];
         assert_eq!(

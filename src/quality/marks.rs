@@ -355,7 +355,10 @@ mod tests {
         assert_eq!(p.boxes.len(), 1);
         assert_eq!(p.boxes[0].scale, Scale::Permille);
         let [x1, y1, x2, y2] = p.boxes[0].unit();
-        assert!((x1 - 0.12).abs() < 1e-12 && (y2 - 0.78).abs() < 1e-12, "{y1} {x2}");
+        assert!(
+            (x1 - 0.12).abs() < 1e-12 && (y2 - 0.78).abs() < 1e-12,
+            "{y1} {x2}"
+        );
         assert!(parse("<box>(120,340),(1560,780)</box>").any_out_of_range());
     }
 

@@ -38,7 +38,11 @@ use crate::units::{parse_duration, parse_size};
 #[derive(Debug, Clone, Args)]
 pub struct QualityArgs {
     /// Most recent predictions kept for matching feedback and ground truth (LRU).
-    #[arg(long, env = "MAGMA_MONITOR_PREDICTION_STORE_SIZE", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "MAGMA_MONITOR_PREDICTION_STORE_SIZE",
+        default_value_t = 10_000
+    )]
     pub prediction_store_size: usize,
 
     /// How long a prediction can still receive feedback or ground truth.
@@ -50,7 +54,11 @@ pub struct QualityArgs {
     pub prediction_text_max_bytes: u64,
 
     /// An answer whose repeated-trigram ratio exceeds this is counted `repetitive` (0..1).
-    #[arg(long, env = "MAGMA_MONITOR_REPETITION_THRESHOLD", default_value_t = 0.5)]
+    #[arg(
+        long,
+        env = "MAGMA_MONITOR_REPETITION_THRESHOLD",
+        default_value_t = 0.5
+    )]
     pub repetition_threshold: f64,
 
     /// Recent answers per task in the output-diversity window.

@@ -256,14 +256,11 @@ impl QualityMonitor {
         truth: &GroundTruth,
         now: Instant,
     ) -> Result<(Task, Scores), ApplyError> {
-        let result = truth
-            .validate()
-            .map_err(ApplyError::from)
-            .and_then(|()| {
-                self.with_prediction(&truth.request_id, now, |prediction| {
-                    (prediction.task, scoring::score(prediction, truth))
-                })
-            });
+        let result = truth.validate().map_err(ApplyError::from).and_then(|()| {
+            self.with_prediction(&truth.request_id, now, |prediction| {
+                (prediction.task, scoring::score(prediction, truth))
+            })
+        });
         let outcome = match &result {
             Ok(_) => "scored",
             Err(ApplyError::UnknownId(_) | ApplyError::Expired(..)) => "unknown_id",
@@ -324,7 +321,11 @@ mod tests {
     fn feedback_matches_recorded_predictions() {
         let m = monitor();
         let now = Instant::now();
-        m.observe_at(Some("r1"), &AnswerView::text(Task::VisualQa, "two cats"), now);
+        m.observe_at(
+            Some("r1"),
+            &AnswerView::text(Task::VisualQa, "two cats"),
+            now,
+        );
         let fb = |id: &str| Feedback {
             request_id: id.into(),
             rating: Rating::Down,
@@ -332,13 +333,22 @@ mod tests {
         };
         assert_eq!(
             m.feedback_at(&fb("r1"), now),
-            Ok(FeedbackOutcome { task: Task::VisualQa, counted: true })
+            Ok(FeedbackOutcome {
+                task: Task::VisualQa,
+                counted: true
+            })
         );
         assert_eq!(
             m.feedback_at(&fb("r1"), now),
-            Ok(FeedbackOutcome { task: Task::VisualQa, counted: false })
+            Ok(FeedbackOutcome {
+                task: Task::VisualQa,
+                counted: false
+            })
         );
-        assert_eq!(m.feedback_at(&fb("nope"), now), Err(ApplyError::UnknownId("nope".into())));
+        assert_eq!(
+            m.feedback_at(&fb("nope"), now),
+            Err(ApplyError::UnknownId("nope".into()))
+        );
         assert!(matches!(
             m.feedback_at(&fb("r1"), now + Duration::from_secs(11)),
             Err(ApplyError::Expired(..))
@@ -363,6 +373,9 @@ mod tests {
         let (task, scores) = m.ground_truth_at(&truth, now).unwrap();
         assert_eq!(task, Task::RobotAction);
         assert_eq!(scores.get(scoring::QualityMetric::ActionL2Error), Some(0.0));
-        assert_eq!(scores.get(scoring::QualityMetric::GripperAgreement), Some(1.0));
+        assert_eq!(
+            scores.get(scoring::QualityMetric::GripperAgreement),
+            Some(1.0)
+        );
     }
 }

@@ -288,13 +288,17 @@ mod tests {
     fn action_scores() {
         let s = score(
             &prediction(""),
-            &truth(serde_json::json!({"request_id": "r", "action": [0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]})),
+            &truth(
+                serde_json::json!({"request_id": "r", "action": [0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]}),
+            ),
         );
         assert!((s.get(QualityMetric::ActionL2Error).unwrap() - 1.0004f64.sqrt()).abs() < 1e-9);
         assert_eq!(s.get(QualityMetric::GripperAgreement), Some(0.0));
         let s = score(
             &prediction(""),
-            &truth(serde_json::json!({"request_id": "r", "action_space": "normalized", "action": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]})),
+            &truth(
+                serde_json::json!({"request_id": "r", "action_space": "normalized", "action": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]}),
+            ),
         );
         assert!((s.get(QualityMetric::ActionL2Error).unwrap() - 0.1).abs() < 1e-9);
         assert_eq!(s.get(QualityMetric::GripperAgreement), Some(1.0));
@@ -303,25 +307,49 @@ mod tests {
     #[test]
     fn grounding_scores() {
         let p = prediction("Mark: 12 (0.52, 0.31)");
-        let s = score(&p, &truth(serde_json::json!({"request_id": "r", "mark": 12, "box": [0.5, 0.3, 0.6, 0.4]})));
+        let s = score(
+            &p,
+            &truth(serde_json::json!({"request_id": "r", "mark": 12, "box": [0.5, 0.3, 0.6, 0.4]})),
+        );
         assert_eq!(s.get(QualityMetric::MarkMatch), Some(1.0));
         assert_eq!(s.get(QualityMetric::PointInBox), Some(1.0));
-        let s = score(&p, &truth(serde_json::json!({"request_id": "r", "mark": 3, "scale": "permille", "box": [0, 0, 500, 300]})));
+        let s = score(
+            &p,
+            &truth(
+                serde_json::json!({"request_id": "r", "mark": 3, "scale": "permille", "box": [0, 0, 500, 300]}),
+            ),
+        );
         assert_eq!(s.get(QualityMetric::MarkMatch), Some(0.0));
         assert_eq!(s.get(QualityMetric::PointInBox), Some(0.0));
-        let s = score(&p, &truth(serde_json::json!({"request_id": "r", "point": [0.52, 0.35]})));
+        let s = score(
+            &p,
+            &truth(serde_json::json!({"request_id": "r", "point": [0.52, 0.35]})),
+        );
         assert!((s.get(QualityMetric::PointDistance).unwrap() - 0.04).abs() < 1e-9);
         let boxed = prediction("<box>(100,100),(300,300)</box>");
-        let s = score(&boxed, &truth(serde_json::json!({"request_id": "r", "point": [0.2, 0.25]})));
+        let s = score(
+            &boxed,
+            &truth(serde_json::json!({"request_id": "r", "point": [0.2, 0.25]})),
+        );
         assert_eq!(s.get(QualityMetric::PointInBox), Some(1.0));
     }
 
     #[test]
     fn invalid_records_are_rejected_with_a_reason() {
-        let parse = |v: serde_json::Value| serde_json::from_value::<GroundTruth>(v).map(|t| t.validate());
-        assert_eq!(parse(serde_json::json!({"request_id": "r"})).unwrap(), Err(GroundTruthError::NothingToScore));
-        assert_eq!(parse(serde_json::json!({"request_id": "r", "action": [1.0]})).unwrap(), Err(GroundTruthError::ActionLength(1)));
-        assert!(matches!(parse(serde_json::json!({"request_id": "r", "point": [2.0, 0.1]})).unwrap(), Err(GroundTruthError::CoordinatesOutOfFrame(..))));
+        let parse =
+            |v: serde_json::Value| serde_json::from_value::<GroundTruth>(v).map(|t| t.validate());
+        assert_eq!(
+            parse(serde_json::json!({"request_id": "r"})).unwrap(),
+            Err(GroundTruthError::NothingToScore)
+        );
+        assert_eq!(
+            parse(serde_json::json!({"request_id": "r", "action": [1.0]})).unwrap(),
+            Err(GroundTruthError::ActionLength(1))
+        );
+        assert!(matches!(
+            parse(serde_json::json!({"request_id": "r", "point": [2.0, 0.1]})).unwrap(),
+            Err(GroundTruthError::CoordinatesOutOfFrame(..))
+        ));
         assert!(parse(serde_json::json!({"request_id": "r", "txt": "typo"})).is_err());
     }
 }

@@ -119,7 +119,10 @@ mod tests {
 
     #[test]
     fn tokenises_on_non_alphanumerics() {
-        assert_eq!(t("Mark: 12, at (0.5,0.3)!"), ["mark", "12", "at", "0", "5", "0", "3"]);
+        assert_eq!(
+            t("Mark: 12, at (0.5,0.3)!"),
+            ["mark", "12", "at", "0", "5", "0", "3"]
+        );
         assert!(t("  ...  ").is_empty());
     }
 
@@ -128,7 +131,8 @@ mod tests {
         let words = t(&"the ".repeat(20));
         let ratio = repeated_ngram_ratio(&words, 3);
         assert!((ratio - (1.0 - 1.0 / 18.0)).abs() < 1e-12, "{ratio}");
-        let normal = t("The robot should move the gripper to the left of the red block and then close it");
+        let normal =
+            t("The robot should move the gripper to the left of the red block and then close it");
         assert_eq!(repeated_ngram_ratio(&normal, 3), 0.0);
         assert_eq!(repeated_ngram_ratio(&t("the the"), 3), 0.0);
     }
