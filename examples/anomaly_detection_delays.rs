@@ -30,12 +30,86 @@ fn main() {
         .unwrap_or(20);
     let latency = Noise::LogNormal { sigma: 0.1 };
     let scenarios = [
-        Scenario { name: "spike x4 for 3 readings (p95 latency)", signal: Signal::LatencyP95, level: 0.4, noise: latency, shape: Shape::Spike { at: 1000, points: 3, factor: 4.0 }, onset: 1000, len: 4 * PER_HOUR, kind: AnomalyKind::Spike },
-        Scenario { name: "drop to 10% for 5 readings (QPS)", signal: Signal::Qps, level: 20.0, noise: latency, shape: Shape::Spike { at: 1000, points: 5, factor: 0.1 }, onset: 1000, len: 4 * PER_HOUR, kind: AnomalyKind::Drop },
-        Scenario { name: "step x2 (p95 latency)", signal: Signal::LatencyP95, level: 0.4, noise: latency, shape: Shape::Step { at: 1000, factor: 2.0 }, onset: 1000, len: 4 * PER_HOUR, kind: AnomalyKind::LevelShift },
-        Scenario { name: "step x1.3 (p95 latency)", signal: Signal::LatencyP95, level: 0.4, noise: latency, shape: Shape::Step { at: 1000, factor: 1.3 }, onset: 1000, len: 4 * PER_HOUR, kind: AnomalyKind::LevelShift },
-        Scenario { name: "creep 200 ms -> 2 s over 7 days (p95 latency)", signal: Signal::LatencyP95, level: 0.2, noise: latency, shape: Shape::Creep { at: PER_DAY, per_point: 1.8 / (7 * PER_DAY) as f64 }, onset: PER_DAY, len: 3 * PER_DAY, kind: AnomalyKind::Trend },
-        Scenario { name: "RSS leak 120 MB/h on 16 GB (model RSS)", signal: Signal::ModelRss, level: 16e9, noise: Noise::Normal { sd: 5e6 }, shape: Shape::Creep { at: PER_DAY / 2, per_point: 120e6 / PER_HOUR as f64 }, onset: PER_DAY / 2, len: 2 * PER_DAY, kind: AnomalyKind::Trend },
+        Scenario {
+            name: "spike x4 for 3 readings (p95 latency)",
+            signal: Signal::LatencyP95,
+            level: 0.4,
+            noise: latency,
+            shape: Shape::Spike {
+                at: 1000,
+                points: 3,
+                factor: 4.0,
+            },
+            onset: 1000,
+            len: 4 * PER_HOUR,
+            kind: AnomalyKind::Spike,
+        },
+        Scenario {
+            name: "drop to 10% for 5 readings (QPS)",
+            signal: Signal::Qps,
+            level: 20.0,
+            noise: latency,
+            shape: Shape::Spike {
+                at: 1000,
+                points: 5,
+                factor: 0.1,
+            },
+            onset: 1000,
+            len: 4 * PER_HOUR,
+            kind: AnomalyKind::Drop,
+        },
+        Scenario {
+            name: "step x2 (p95 latency)",
+            signal: Signal::LatencyP95,
+            level: 0.4,
+            noise: latency,
+            shape: Shape::Step {
+                at: 1000,
+                factor: 2.0,
+            },
+            onset: 1000,
+            len: 4 * PER_HOUR,
+            kind: AnomalyKind::LevelShift,
+        },
+        Scenario {
+            name: "step x1.3 (p95 latency)",
+            signal: Signal::LatencyP95,
+            level: 0.4,
+            noise: latency,
+            shape: Shape::Step {
+                at: 1000,
+                factor: 1.3,
+            },
+            onset: 1000,
+            len: 4 * PER_HOUR,
+            kind: AnomalyKind::LevelShift,
+        },
+        Scenario {
+            name: "creep 200 ms -> 2 s over 7 days (p95 latency)",
+            signal: Signal::LatencyP95,
+            level: 0.2,
+            noise: latency,
+            shape: Shape::Creep {
+                at: PER_DAY,
+                per_point: 1.8 / (7 * PER_DAY) as f64,
+            },
+            onset: PER_DAY,
+            len: 3 * PER_DAY,
+            kind: AnomalyKind::Trend,
+        },
+        Scenario {
+            name: "RSS leak 120 MB/h on 16 GB (model RSS)",
+            signal: Signal::ModelRss,
+            level: 16e9,
+            noise: Noise::Normal { sd: 5e6 },
+            shape: Shape::Creep {
+                at: PER_DAY / 2,
+                per_point: 120e6 / PER_HOUR as f64,
+            },
+            onset: PER_DAY / 2,
+            len: 2 * PER_DAY,
+            kind: AnomalyKind::Trend,
+        },
     ];
     println!("{seeds} seeds per scenario, one reading every 10 s");
     println!("| scenario | expected kind | found | median delay | worst delay | other openings before onset |");
@@ -47,7 +121,10 @@ fn main() {
             let values = series(s.len, s.level, s.noise, s.shape, 5000 + seed);
             let opened = replay(s.signal, &values, 10.0, &AnomalyConfig::default());
             early += opened.iter().filter(|o| o.index < s.onset).count();
-            if let Some(o) = opened.iter().find(|o| o.kind == s.kind && o.index >= s.onset) {
+            if let Some(o) = opened
+                .iter()
+                .find(|o| o.kind == s.kind && o.index >= s.onset)
+            {
                 delays.push((o.index - s.onset) as f64 * 10.0);
             }
         }

@@ -8,6 +8,7 @@
 //! - [`store`]: recent predictions by request id (LRU + TTL).
 //! - [`scoring`]: token F1, ROUGE-L, action L2 and gripper agreement, mark
 //!   match, point in box.
+//! - [`features`]: the fixed-length output feature vector for prediction drift.
 //! - [`monitor`]: ties them together and exports the metrics.
 //! - [`api`]: the bodies of `POST /api/feedback` and `POST /api/ground_truth`.
 
@@ -15,6 +16,7 @@ pub mod answer;
 pub mod api;
 pub mod checks;
 pub mod diversity;
+pub mod features;
 pub mod feedback;
 pub mod marks;
 pub mod monitor;
