@@ -6,16 +6,18 @@
 //! reference window (floored per signal);
 //! S⁺_t = max(0, S⁺_{t−1} + z_t − k), S⁻_t = max(0, S⁻_{t−1} − z_t − k);
 //! an alarm when S⁺ or S⁻ exceeds h. The change point is estimated as the
-//! last time the alarming sum was 0. With k = 0.5 and h = 18 a shift of 3σ
-//! or more is found after about (h + 1.166)/(3 − k) ≈ 8 points. Clipping at
-//! ±3 means a spike of up to seven points cannot reach h (spikes are the spike
-//! detector's job). Siegmund's approximation promises an in-control run length
-//! far beyond any deployment, but the median and MAD of a finite reference
-//! window are themselves noisy, which is what really sets the false-alarm
-//! rate; it was measured (docs/anomaly.md): on log-normal latency noise, 60
-//! reference points and h = 10 gave about 2 alarms per signal-day, 120 points
-//! and h = 15 0.023, 360 points and h = 18 (the defaults) none in 300
-//! signal-days.
+//! last time the alarming sum was 0. With k = 0.75 and h = 15 a shift of 3σ
+//! or more is found after about (h + 1.166)/(3 − k) ≈ 7 points, a 2.6σ shift
+//! after about 9. Clipping at ±3 means a spike of up to six points cannot
+//! reach h (spikes are the spike detector's job). Siegmund's approximation
+//! promises an in-control run length far beyond any deployment, but the
+//! median and MAD of a finite reference window are themselves noisy, and a
+//! rolling reference lags slow daily cycles; both really set the false-alarm
+//! rate, which was measured (docs/anomaly.md) on log-normal latency noise:
+//! 60 reference points, k = 0.5, h = 10: about 2 alarms per signal-day;
+//! 120 points, h = 15: 0.023; 360 points, h = 18: none in 300 signal-days but
+//! 3.5 per day on a ±30 % daily cycle; 360 points, k = 0.75, h = 15 (the
+//! defaults): none in 300 signal-days, 1 in 30 days of daily cycle.
 //!
 //! While an alarm is open the reference is frozen. It closes when `calm`
 //! consecutive points are back within ±`return_band` σ of the old level, or,
@@ -36,9 +38,9 @@ pub struct CusumConfig {
     pub reference: usize,
     /// Points needed before the sums start (default 30).
     pub min_points: usize,
-    /// Allowance k in σ (default 0.5: tuned to shifts of about 1σ and more).
+    /// Allowance k in σ (default 0.75: tuned to shifts of about 1.5σ and more).
     pub k: f64,
-    /// Decision interval h in σ (default 18).
+    /// Decision interval h in σ (default 15).
     pub h: f64,
     /// Standardised points are clipped to ±clip (default 3).
     pub clip: f64,
@@ -55,8 +57,8 @@ impl Default for CusumConfig {
         Self {
             reference: 360,
             min_points: 30,
-            k: 0.5,
-            h: 18.0,
+            k: 0.75,
+            h: 15.0,
             clip: 3.0,
             return_band: 1.0,
             calm: 6,

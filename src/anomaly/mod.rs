@@ -54,7 +54,7 @@ pub struct AnomalyArgs {
     pub anomaly_z_threshold: f64,
 
     /// CUSUM decision interval h, in robust standard deviations.
-    #[arg(long, env = "MAGMA_MONITOR_ANOMALY_CUSUM_H", default_value_t = 18.0)]
+    #[arg(long, env = "MAGMA_MONITOR_ANOMALY_CUSUM_H", default_value_t = 15.0)]
     pub anomaly_cusum_h: f64,
 
     /// Readings averaged into one point of the trend detector's history.
