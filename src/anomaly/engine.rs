@@ -131,6 +131,7 @@ pub struct AnomalyEngine {
     previous_start_time: Option<f64>,
     previous_throttled: bool,
     previous_drift: bool,
+    previous_drops: bool,
 }
 
 impl AnomalyEngine {
@@ -164,6 +165,7 @@ impl AnomalyEngine {
             previous_start_time: None,
             previous_throttled: false,
             previous_drift: false,
+            previous_drops: false,
         }
     }
 
@@ -267,14 +269,17 @@ impl AnomalyEngine {
             );
         }
         self.previous_drift = drift;
-        if let Some(drops) = snapshot.sample_drops.filter(|d| *d >= 1.0) {
+        // Edge-triggered, so persistent drops do not flood the bounded log.
+        let drops = snapshot.sample_drops.filter(|d| *d >= 1.0);
+        if let Some(count) = drops.filter(|_| !self.previous_drops) {
             self.events.push(
                 now,
                 Event::SampleDrops {
-                    count: drops as u64,
+                    count: count as u64,
                 },
             );
         }
+        self.previous_drops = drops.is_some();
     }
 
     fn open(&mut self, signal: Signal, finding: Finding, now: f64) -> Option<Anomaly> {
@@ -469,4 +474,69 @@ fn headline(signal: Signal, finding: &Finding) -> String {
         format_value(signal, finding.value),
         format_value(signal, finding.baseline)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::synthetic::single;
+    use super::*;
+
+    #[test]
+    fn state_stays_bounded_under_many_anomalies() {
+        let config = AnomalyConfig {
+            recent_capacity: 5,
+            event_capacity: 4,
+            ..AnomalyConfig::default()
+        };
+        let mut engine = AnomalyEngine::new(config);
+        let mut opened = 0;
+        for i in 0..5000u32 {
+            // A flat series with a 3-reading spike every 100 readings.
+            let value = if i % 100 < 3 && i > 100 { 5.0 } else { 1.0 };
+            let mut snapshot = single(Signal::LatencyP95, f64::from(i) * 10.0, value);
+            snapshot.sample_drops = Some(if i % 2 == 0 { 3.0 } else { 0.0 });
+            opened += engine
+                .step(&snapshot)
+                .iter()
+                .filter(|c| matches!(c, AnomalyChange::Opened(_)))
+                .count();
+        }
+        assert!(opened >= 40, "{opened}");
+        let report = engine.report(1000);
+        assert_eq!(report.recent.len(), 5);
+        assert!(report.events.len() <= 4);
+        assert_eq!(engine.history.len(), 360);
+        assert!(engine.active.len() <= Signal::ALL.len() * AnomalyKind::ALL.len());
+    }
+
+    #[test]
+    fn events_are_derived_from_readings() {
+        let mut engine = AnomalyEngine::new(AnomalyConfig::default());
+        let mut snapshot = SignalSnapshot {
+            at_unix: 0.0,
+            upstream_start_time: Some(100.0),
+            gpu_throttled: Some(false),
+            drift_detected: Some(false),
+            ..SignalSnapshot::default()
+        };
+        engine.step(&snapshot);
+        snapshot.at_unix = 10.0;
+        snapshot.upstream_start_time = Some(200.0);
+        snapshot.gpu_throttled = Some(true);
+        snapshot.drift_detected = Some(true);
+        engine.step(&snapshot);
+        snapshot.at_unix = 20.0;
+        engine.step(&snapshot);
+        let kinds: Vec<String> = engine
+            .report(0)
+            .events
+            .iter()
+            .map(|e| format!("{:?}", e.event))
+            .collect();
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        assert!(kinds[0].starts_with("DriftDetected"), "{kinds:?}");
+        assert!(kinds[1].starts_with("GpuThrottled"));
+        assert!(kinds[2].starts_with("UpstreamRestarted"));
+        assert!(kinds[3].starts_with("SidecarStarted"));
+    }
 }
