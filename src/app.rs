@@ -68,6 +68,12 @@ async fn serve(args: ProxyArgs) -> Result<(), String> {
         args.anomaly.anomaly_interval,
         signal.clone(),
     ));
+    tokio::spawn(crate::anomaly::health_events::watch_health(
+        anomalies.clone(),
+        health.clone(),
+        args.net.health_interval,
+        signal.clone(),
+    ));
     let admin_state = Arc::new(AdminState {
         prometheus,
         health: health.clone(),

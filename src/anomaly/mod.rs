@@ -20,6 +20,7 @@ pub mod detector;
 pub mod engine;
 pub mod events;
 pub mod exposition;
+pub mod health_events;
 pub mod prometheus_source;
 pub mod robust;
 pub mod signals;
