@@ -107,6 +107,20 @@ pub async fn serve(
             )
         })?;
     let resources = crate::resources::start(&args.resources, signal.clone());
+    let quality = Arc::new(crate::quality::QualityMonitor::new(args.quality.config()));
+    let anomalies = Arc::new(crate::anomaly::AnomalyHandle::new(args.anomaly.config()));
+    tokio::spawn(crate::anomaly::run(
+        anomalies.clone(),
+        crate::anomaly::PrometheusSource::new(prometheus.clone()),
+        args.anomaly.anomaly_interval,
+        signal.clone(),
+    ));
+    tokio::spawn(crate::anomaly::health_events::watch_health(
+        anomalies.clone(),
+        health.clone(),
+        args.net.health_interval,
+        signal.clone(),
+    ));
     let admin_state = Arc::new(AdminState {
         prometheus,
         health: health.clone(),
@@ -116,6 +130,9 @@ pub async fn serve(
         resources: resources.snapshot.clone(),
         drift: drift_handle,
         samples: Some(analysis.ring.clone()),
+        admin_token: args.net.admin_token.clone(),
+        quality: Some(quality),
+        anomalies: Some(anomalies),
     });
     // The admin server outlives the drain, so probes see `/readyz` turn false.
     let (admin_shutdown, admin_signal) = Shutdown::new();
