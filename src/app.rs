@@ -90,12 +90,14 @@ pub async fn serve(
     }
     let analysis =
         crate::payload::start_analysis(&args.sampling, hooks).map_err(|e| e.to_string())?;
+    let quality = Arc::new(crate::quality::QualityMonitor::new(args.quality.config()));
     let payload = Arc::new(PayloadContext {
         classifier: analysis.classifier.clone(),
         sampler: analysis.sampler.clone(),
         sender: analysis.sender.clone(),
         default_model: leak(&args.net.model_type),
         allowed_models: args.net.allowed_models.iter().map(|m| leak(m)).collect(),
+        quality: Some(quality.clone()),
     });
 
     let admin_listener = tokio::net::TcpListener::bind(args.net.admin_listen)
@@ -107,7 +109,6 @@ pub async fn serve(
             )
         })?;
     let resources = crate::resources::start(&args.resources, signal.clone());
-    let quality = Arc::new(crate::quality::QualityMonitor::new(args.quality.config()));
     let anomalies = Arc::new(crate::anomaly::AnomalyHandle::new(args.anomaly.config()));
     tokio::spawn(crate::anomaly::run(
         anomalies.clone(),

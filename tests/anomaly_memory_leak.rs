@@ -21,8 +21,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use magma_monitor::admin::{self, AdminState};
 use magma_monitor::anomaly::{AnomalyConfig, AnomalyHandle, PrometheusSource};
-use magma_monitor::health::Health;
-use magma_monitor::proxy::stats::RequestStats;
 use magma_monitor::resources::procfs;
 use magma_monitor::shutdown::Shutdown;
 use magma_monitor::telemetry;
@@ -126,14 +124,8 @@ async fn creeping_latency_with_growing_memory_is_blamed_on_a_memory_leak() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_url = format!("http://{}/api/anomalies", listener.local_addr().unwrap());
     let state = Arc::new(AdminState {
-        prometheus: prometheus.clone(),
-        health: Arc::new(Health::default()),
-        stats: Arc::new(RequestStats::default()),
-        started: Instant::now(),
-        upstream: upstream.clone(),
-        admin_token: None,
-        quality: None,
         anomalies: Some(engine.clone()),
+        ..AdminState::new(prometheus.clone(), upstream.clone())
     });
     let (_shutdown, signal) = Shutdown::new();
     tokio::spawn(admin::serve(listener, state, signal));

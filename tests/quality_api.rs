@@ -11,8 +11,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use magma_monitor::admin::{self, AdminState};
-use magma_monitor::health::Health;
-use magma_monitor::proxy::stats::RequestStats;
 use magma_monitor::quality::{AnswerView, QualityConfig, QualityMonitor, Task};
 use magma_monitor::shutdown::Shutdown;
 use magma_monitor::telemetry;
@@ -40,14 +38,9 @@ async fn start(token: Option<&str>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = Arc::new(AdminState {
-        prometheus: prometheus(),
-        health: Arc::new(Health::default()),
-        stats: Arc::new(RequestStats::default()),
-        started: Instant::now(),
-        upstream: "http://127.0.0.1:1".into(),
         admin_token: token.map(str::to_owned),
         quality: Some(monitor.clone()),
-        anomalies: None,
+        ..AdminState::new(prometheus(), "http://127.0.0.1:1".into())
     });
     let (shutdown, signal) = Shutdown::new();
     tokio::spawn(admin::serve(listener, state, signal));

@@ -18,6 +18,7 @@ use super::metrics::{Finished, Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
 use crate::payload::{record_request, record_response, RequestInfo, RequestTap, ResponseTap};
+use crate::quality::from_payload::answer_view;
 use crate::sample::Sample;
 use crate::telemetry::label;
 
@@ -255,14 +256,18 @@ impl ExchangeGuard {
     fn hand_off(&self, side: ResponseSide, model_type: &'static str) {
         let response = side.tap.finish();
         record_response(&response, self.exchange.route, side.time_to_first_token);
-        if !self.exchange.sampled {
-            return;
+        let request = self.exchange.take_request_info();
+        let request_id = side.request_id.to_str().unwrap_or("");
+        if let Some(quality) = side.payload.quality.as_ref() {
+            if let Some(answer) = answer_view(request.as_ref(), &response) {
+                quality.observe(Some(request_id), &answer);
+            }
         }
-        let Some(request) = self.exchange.take_request_info() else {
+        let Some(request) = request.filter(|_| self.exchange.sampled) else {
             return;
         };
         side.payload.sender.send(Sample {
-            request_id: side.request_id.to_str().unwrap_or("").to_owned(),
+            request_id: request_id.to_owned(),
             received_at: self.exchange.received_at,
             route: self.exchange.route,
             model_type: model_type.to_owned(),

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::payload::{RequestInfo, TaskClassifier};
+use crate::quality::QualityMonitor;
 use crate::sample::{SampleSender, Sampler};
 use crate::telemetry::label;
 
@@ -21,6 +22,8 @@ pub struct PayloadContext {
     pub default_model: &'static str,
     /// `--allowed-models`: request `model` fields taken as label values.
     pub allowed_models: Vec<&'static str>,
+    /// Checks every model answer and keeps predictions for feedback and ground truth.
+    pub quality: Option<Arc<QualityMonitor>>,
 }
 
 impl PayloadContext {

@@ -18,6 +18,7 @@ pub mod checks;
 pub mod diversity;
 pub mod features;
 pub mod feedback;
+pub mod from_payload;
 pub mod marks;
 pub mod monitor;
 pub mod scoring;
