@@ -151,12 +151,26 @@ pub fn unix_now() -> f64 {
 /// Every `interval`, reads a snapshot from `source` and steps the engine,
 /// off the async workers (rendering and the trend statistics are CPU work),
 /// until shutdown.
+/// Exports every (signal, kind) series at 0 before anything is detected, so
+/// alert rules and dashboards see "no anomaly" rather than "no data". The
+/// set is closed: 15 signals by 4 kinds.
+fn publish_quiet_series() {
+    for signal in signals::Signal::ALL {
+        for kind in detector::AnomalyKind::ALL {
+            let labels = [("signal", signal.as_label()), ("kind", kind.as_label())];
+            metrics::gauge!(crate::telemetry::ANOMALY_ACTIVE, &labels).set(0.0);
+            metrics::counter!(crate::telemetry::ANOMALIES, &labels).increment(0);
+        }
+    }
+}
+
 pub async fn run<R: RegistryText + 'static>(
     handle: std::sync::Arc<AnomalyHandle>,
     source: PrometheusSource<R>,
     interval: Duration,
     mut shutdown: ShutdownSignal,
 ) {
+    publish_quiet_series();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source = Some(source);
