@@ -78,6 +78,7 @@ pub struct ProxyArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
 pub struct LogArgs {
     /// Log line format.
     #[arg(
@@ -95,6 +96,7 @@ pub struct LogArgs {
 
 /// Networking, limits and request-metric flags of the proxy core.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Proxy")]
 pub struct NetArgs {
     /// Address the proxy listens on for client traffic.
     #[arg(long, env = "MAGMA_MONITOR_LISTEN", default_value = "0.0.0.0:8000")]

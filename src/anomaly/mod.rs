@@ -45,6 +45,7 @@ use crate::units::parse_duration;
 
 /// Anomaly-detection flags.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Anomaly detection")]
 pub struct AnomalyArgs {
     /// How often the anomaly engine reads its signals and runs its detectors.
     #[arg(long, env = "MAGMA_MONITOR_ANOMALY_INTERVAL", default_value = "10s", value_parser = parse_duration)]

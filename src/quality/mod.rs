@@ -39,6 +39,7 @@ use crate::units::{parse_duration, parse_size};
 
 /// Output-quality, feedback and ground-truth flags.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output quality and feedback")]
 pub struct QualityArgs {
     /// Most recent predictions kept for matching feedback and ground truth (LRU).
     #[arg(
