@@ -15,6 +15,7 @@ use crate::proxy::forward::{ForwardSettings, ProxyContext, UpstreamClient};
 use crate::proxy::listener::{self, ListenerSettings};
 use crate::proxy::metrics::RequestMetrics;
 use crate::proxy::stats::RequestStats;
+use crate::proxy::tap::PayloadContext;
 use crate::shutdown::{termination_signal, Shutdown};
 use crate::telemetry;
 
@@ -79,10 +80,25 @@ pub async fn serve(
     let drift_handle = drift_engine.as_ref().map(crate::drift::DriftEngine::handle);
     let stats = Arc::new(RequestStats::default());
 
-    // Sampling and analysis: the proxy takes `analysis.classifier`,
-    // `analysis.sampler` and `analysis.sender`; drift and quality register hooks here.
+    // Sampling and analysis: the proxy takes the classifier, sampler and
+    // sender; the analysis worker calls the hooks with each sample's features.
+    let mut hooks: Vec<Arc<dyn crate::payload::SampleHook>> = Vec::new();
+    if let Some(engine) = drift_engine {
+        let (feed, _thread) = crate::drift::feed::spawn(engine, args.sampling.sample_queue)
+            .map_err(|e| format!("cannot start the drift thread: {e}"))?;
+        hooks.push(Arc::new(feed));
+    }
     let analysis =
-        crate::payload::start_analysis(&args.sampling, Vec::new()).map_err(|e| e.to_string())?;
+        crate::payload::start_analysis(&args.sampling, hooks).map_err(|e| e.to_string())?;
+    let quality = Arc::new(crate::quality::QualityMonitor::new(args.quality.config()));
+    let payload = Arc::new(PayloadContext {
+        classifier: analysis.classifier.clone(),
+        sampler: analysis.sampler.clone(),
+        sender: analysis.sender.clone(),
+        default_model: leak(&args.net.model_type),
+        allowed_models: args.net.allowed_models.iter().map(|m| leak(m)).collect(),
+        quality: Some(quality.clone()),
+    });
 
     let admin_listener = tokio::net::TcpListener::bind(args.net.admin_listen)
         .await
@@ -93,6 +109,19 @@ pub async fn serve(
             )
         })?;
     let resources = crate::resources::start(&args.resources, signal.clone());
+    let anomalies = Arc::new(crate::anomaly::AnomalyHandle::new(args.anomaly.config()));
+    tokio::spawn(crate::anomaly::run(
+        anomalies.clone(),
+        crate::anomaly::PrometheusSource::new(prometheus.clone()),
+        args.anomaly.anomaly_interval,
+        signal.clone(),
+    ));
+    tokio::spawn(crate::anomaly::health_events::watch_health(
+        anomalies.clone(),
+        health.clone(),
+        args.net.health_interval,
+        signal.clone(),
+    ));
     let admin_state = Arc::new(AdminState {
         prometheus,
         health: health.clone(),
@@ -102,6 +131,9 @@ pub async fn serve(
         resources: resources.snapshot.clone(),
         drift: drift_handle,
         samples: Some(analysis.ring.clone()),
+        admin_token: args.net.admin_token.clone(),
+        quality: Some(quality),
+        anomalies: Some(anomalies),
         timeseries: Default::default(),
     });
     // The admin server outlives the drain, so probes see `/readyz` turn false.
@@ -139,6 +171,7 @@ pub async fn serve(
         metrics: Arc::new(RequestMetrics::new()),
         stats: stats.clone(),
         health: health.clone(),
+        payload: Some(payload),
     });
     let listener_settings = ListenerSettings {
         header_read_timeout: args.net.header_read_timeout,
@@ -168,7 +201,6 @@ pub async fn serve(
     let _ = proxy_task.await;
     admin_shutdown.trigger();
     let _ = admin_task.await;
-    drop(drift_engine);
     let _ = tokio::task::spawn_blocking(move || resources.join()).await;
     tracing::info!("stopped");
     Ok(())

@@ -69,9 +69,16 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub resources: crate::resources::ResourceArgs,
+
+    #[command(flatten)]
+    pub quality: crate::quality::QualityArgs,
+
+    #[command(flatten)]
+    pub anomaly: crate::anomaly::AnomalyArgs,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
 pub struct LogArgs {
     /// Log line format.
     #[arg(
@@ -89,6 +96,7 @@ pub struct LogArgs {
 
 /// Networking, limits and request-metric flags of the proxy core.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Proxy")]
 pub struct NetArgs {
     /// Address the proxy listens on for client traffic.
     #[arg(long, env = "MAGMA_MONITOR_LISTEN", default_value = "0.0.0.0:8000")]
@@ -114,6 +122,10 @@ pub struct NetArgs {
         default_value = "0.0.0.0:9464"
     )]
     pub admin_listen: SocketAddr,
+
+    /// Bearer token required by the admin server's write routes (feedback, ground truth, ...); /metrics and health stay open.
+    #[arg(long, env = "MAGMA_MONITOR_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 
     /// Time allowed for the upstream to answer with response headers (and between body chunks), e.g. 300s.
     #[arg(long, env = "MAGMA_MONITOR_UPSTREAM_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
@@ -244,6 +256,8 @@ impl ProxyArgs {
         self.sampling.validate()?;
         self.drift.validate()?;
         self.resources.validate()?;
+        self.quality.validate()?;
+        self.anomaly.validate()?;
         Ok(())
     }
 }

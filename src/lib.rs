@@ -12,6 +12,7 @@ pub mod logging;
 pub mod payload;
 pub mod proxy;
 pub mod quality;
+pub mod reference_docs;
 pub mod resources;
 pub mod sample;
 pub mod shutdown;

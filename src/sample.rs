@@ -23,6 +23,7 @@ pub const SAMPLE_HEADER: &str = "x-magma-sample";
 
 /// Sampling, sample log and feature flags.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sampling and analysis")]
 pub struct SampleArgs {
     /// Share of requests whose bodies are copied for analysis (0..1).
     #[arg(long, env = "MAGMA_MONITOR_SAMPLE_RATE", default_value_t = 0.1)]

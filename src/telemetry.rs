@@ -116,7 +116,7 @@ catalogue! {
         "Samples in the drift test window.";
     DRIFT_SAMPLES = "magma_drift_samples_total", Counter, None,
         ["outcome"],
-        "Samples the drift engine received, by outcome: reference, window, rejected.";
+        "Samples for the drift engine, by outcome: reference, window, rejected (width differs from the reference), dropped (drift queue full).";
     // --- payload (request/response understanding, sampling, analysis) ---
     REQUEST_IMAGES = "magma_request_images", Histogram, None,
         ["modality"],
@@ -272,6 +272,57 @@ catalogue! {
     UPSTREAM_CGROUP_CPU_THROTTLED = "magma_upstream_cgroup_cpu_throttled_seconds_total", Counter, Some(Unit::Seconds),
         [],
         "cpu.stat throttled time of the upstream process's cgroup v2 (whole seconds), where readable.";
+    // --- quality ---
+    OUTPUTS_CHECKED = "magma_outputs_checked_total", Counter, None,
+        ["task"],
+        "Model answers that went through the output checks.";
+    OUTPUT_ANOMALIES = "magma_output_anomalies_total", Counter, None,
+        ["task", "kind"],
+        "Answers with a visible defect, by kind: empty, repetitive, truncated, unparseable_action, action_out_of_range, coordinates_out_of_range.";
+    OUTPUT_LENGTH = "magma_output_length_characters", Histogram, None,
+        ["task"],
+        "Length of the answer text in characters.";
+    OUTPUT_REPETITION = "magma_output_repetition_ratio", Histogram, None,
+        ["task"],
+        "Repeated trigram ratio of the answer text (1 - distinct/total trigrams).";
+    OUTPUT_CONFIDENCE = "magma_output_mean_logprob", Histogram, None,
+        ["task"],
+        "Mean token log-probability of the answer, where the server reports logprobs.";
+    OUTPUT_ACTION = "magma_output_action_value", Histogram, None,
+        ["space", "dimension"],
+        "Values of the 7-DoF action: space normalized or delta; dimension x, y, z, roll, pitch, yaw, gripper.";
+    OUTPUT_DISTINCT_NGRAMS = "magma_output_distinct_ngram_ratio", Gauge, None,
+        ["task", "n"],
+        "Distinct n-grams over total n-grams of the recent answers (n = 1, 2).";
+    OUTPUT_IDENTICAL = "magma_output_identical_answer_ratio", Gauge, None,
+        ["task"],
+        "Share of the recent answers taken by the most frequent answer.";
+    FEEDBACK = "magma_feedback_total", Counter, None,
+        ["rating", "task"],
+        "User ratings received through POST /api/feedback (rating up or down).";
+    GROUND_TRUTH = "magma_ground_truth_total", Counter, None,
+        ["outcome"],
+        "Ground-truth records received, by outcome: scored, unknown_id, invalid.";
+    QUALITY_SCORE = "magma_quality_score", Histogram, None,
+        ["metric", "task"],
+        "Scores of predictions against ground truth: token_f1, rouge_l, action_l2_error, gripper_agreement, mark_match, point_in_box, point_distance.";
+    PREDICTION_STORE_ENTRIES = "magma_prediction_store_entries", Gauge, None,
+        [],
+        "Recent predictions held for matching feedback and ground truth.";
+    PREDICTION_STORE_EVICTIONS = "magma_prediction_store_evictions_total", Counter, None,
+        ["reason"],
+        "Predictions dropped from the store, by reason: capacity, expired.";
+
+    // --- anomaly ---
+    ANOMALY_ACTIVE = "magma_anomaly_active", Gauge, None,
+        ["signal", "kind"],
+        "1 while an anomaly of this kind (spike, drop, level_shift, trend) is open on this signal.";
+    ANOMALIES = "magma_anomalies_total", Counter, None,
+        ["signal", "kind"],
+        "Anomalies opened, by signal and kind.";
+    ANOMALY_EVALUATIONS = "magma_anomaly_evaluations_total", Counter, None,
+        [],
+        "Times the anomaly engine read its signals and ran its detectors.";
 }
 
 /// Default latency bucket bounds in seconds: 5 ms to 120 s, with a bound at
@@ -439,6 +490,33 @@ pub const DRIFT_TEST_BUCKETS: &[f64] = &[
 ];
 /// Buckets for image counts per request.
 pub const IMAGE_COUNT_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0];
+/// Buckets for answer lengths in characters: 0 to 16 Ki in powers of two.
+pub const OUTPUT_LENGTH_BUCKETS: &[f64] = &[
+    0.0, 1.0, 4.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+];
+
+/// Buckets for ratios in [0, 1].
+pub const RATIO_BUCKETS: &[f64] = &[
+    0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0,
+];
+
+/// Buckets for mean token log-probabilities (always <= 0).
+pub const LOGPROB_BUCKETS: &[f64] = &[
+    -10.0, -5.0, -3.0, -2.0, -1.5, -1.0, -0.7, -0.5, -0.3, -0.2, -0.1, -0.05, -0.01, 0.0,
+];
+
+/// Buckets for action values: fine near 0 for Magma's ±0.05 xyz deltas,
+/// coarse out to ±π for angles and ±1 for normalized actions.
+pub const ACTION_BUCKETS: &[f64] = &[
+    -3.2, -1.0, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, 0.0, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 3.2,
+];
+
+/// Buckets for quality scores: 0..1 scores and 0/1 agreements, plus the tail
+/// of the unbounded errors (`action_l2_error`, `point_distance`).
+pub const QUALITY_SCORE_BUCKETS: &[f64] = &[
+    0.0, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0, 2.0, 5.0,
+];
 
 /// Bucket layouts of the histograms owned by the analysis areas.
 fn extra_histogram_buckets(name: &str) -> &'static [f64] {
@@ -447,6 +525,11 @@ fn extra_histogram_buckets(name: &str) -> &'static [f64] {
         DRIFT_TEST_DURATION => DRIFT_TEST_BUCKETS,
         REQUEST_IMAGES => IMAGE_COUNT_BUCKETS,
         REQUEST_MEDIA_BYTES => SIZE_BUCKETS,
+        OUTPUT_LENGTH => OUTPUT_LENGTH_BUCKETS,
+        OUTPUT_REPETITION => RATIO_BUCKETS,
+        OUTPUT_CONFIDENCE => LOGPROB_BUCKETS,
+        OUTPUT_ACTION => ACTION_BUCKETS,
+        QUALITY_SCORE => QUALITY_SCORE_BUCKETS,
         _ => DEFAULT_LATENCY_BUCKETS,
     }
 }

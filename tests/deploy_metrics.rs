@@ -78,6 +78,8 @@ fn every_metric_in_the_rules_and_the_dashboard_is_exported_after_real_traffic() 
         ("MAGMA_MONITOR_DRIFT_REFERENCE_SIZE", "20".to_string()),
         ("MAGMA_MONITOR_DRIFT_WINDOW", "20".to_string()),
         ("MAGMA_MONITOR_DRIFT_PERMUTATIONS", "20".to_string()),
+        ("MAGMA_MONITOR_DRIFT_ONLINE_WINDOW", "5".to_string()),
+        ("MAGMA_MONITOR_DRIFT_TEST_EVERY", "10".to_string()),
         ("MAGMA_MONITOR_STATE_DIR", state.display().to_string()),
         ("MAGMA_MONITOR_NVML_LIB", nvml.display().to_string()),
         ("MAGMA_MONITOR_GPU_INTERVAL", "1s".to_string()),

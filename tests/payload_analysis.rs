@@ -132,15 +132,8 @@ fn sampled_exchange_reaches_hooks_log_and_api() {
             magma_monitor::telemetry::build_recorder(&Default::default()).unwrap();
         drop(recorder);
         let state = Arc::new(AdminState {
-            prometheus: handle,
-            health: Default::default(),
-            stats: Default::default(),
-            started: Instant::now(),
-            upstream: "http://127.0.0.1:1".into(),
-            resources: magma_monitor::resources::snapshot::shared(),
-            drift: None,
             samples: Some(ring),
-            timeseries: Default::default(),
+            ..AdminState::new(handle, "http://127.0.0.1:1".into())
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -657,9 +657,15 @@ fn metrics_count_a_known_sequence_exactly() {
     );
     assert_eq!(
         value(
+            r#"magma_request_duration_seconds_count{model_type="magma-8b",status="success",modality="text",task="chat"}"#
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
             r#"magma_request_duration_seconds_count{model_type="magma-8b",status="success",modality="unknown",task="unknown"}"#
         ),
-        Some(4.0)
+        Some(1.0)
     );
     assert_eq!(
         value(
@@ -669,9 +675,9 @@ fn metrics_count_a_known_sequence_exactly() {
     );
     assert_eq!(
         value(
-            r#"magma_request_duration_seconds_bucket{model_type="magma-8b",status="success",modality="unknown",task="unknown",le="2"}"#
+            r#"magma_request_duration_seconds_bucket{model_type="magma-8b",status="success",modality="text",task="chat",le="2"}"#
         ),
-        Some(4.0)
+        Some(3.0)
     );
     assert_eq!(
         value(r#"magma_request_size_bytes_sum{route="/predict"}"#),

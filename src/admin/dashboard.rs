@@ -83,17 +83,7 @@ mod tests {
     fn state() -> AdminState {
         let (_recorder, prometheus) =
             crate::telemetry::build_recorder(&crate::telemetry::Buckets::default()).unwrap();
-        AdminState {
-            prometheus,
-            health: Default::default(),
-            stats: Default::default(),
-            started: std::time::Instant::now(),
-            upstream: "http://127.0.0.1:8080/".into(),
-            resources: crate::resources::snapshot::shared(),
-            drift: None,
-            samples: None,
-            timeseries: Default::default(),
-        }
+        AdminState::new(prometheus, "http://127.0.0.1:8080/".into())
     }
 
     async fn body(response: Response<Full<Bytes>>) -> serde_json::Value {

@@ -1,9 +1,12 @@
 //! The admin server: `/metrics`, `/healthz`, `/readyz`, the JSON API and the
 //! dashboard, on a port of its own so it never shadows a model route.
 
+pub mod auth;
+mod body;
 mod dashboard;
 mod json;
 mod prom_text;
+mod quality_routes;
 mod resources;
 mod samples;
 mod status;
@@ -41,8 +44,35 @@ pub struct AdminState {
     pub drift: Option<crate::drift::DriftHandle>,
     /// Newest analysed samples for `/api/samples` (`None` until analysis is wired).
     pub samples: Option<Arc<crate::payload::SampleRing>>,
+    /// `--admin-token`: required as a bearer token by the write routes when set.
+    pub admin_token: Option<String>,
+    /// Output quality, feedback and ground truth (None: routes answer 503).
+    pub quality: Option<Arc<crate::quality::QualityMonitor>>,
+    /// Anomaly engine (None: `/api/anomalies` answers 503).
+    pub anomalies: Option<Arc<crate::anomaly::AnomalyHandle>>,
     /// One point a second for the dashboard, sampled from the registry.
     pub timeseries: timeseries::TimeSeries,
+}
+
+impl AdminState {
+    /// A state with only the metrics attached; set the other parts with
+    /// struct update syntax (`AdminState { drift, ..AdminState::new(..) }`).
+    pub fn new(prometheus: PrometheusHandle, upstream: String) -> Self {
+        Self {
+            prometheus,
+            health: Default::default(),
+            stats: Default::default(),
+            started: Instant::now(),
+            upstream,
+            resources: Default::default(),
+            drift: None,
+            samples: None,
+            admin_token: None,
+            quality: None,
+            anomalies: None,
+            timeseries: Default::default(),
+        }
+    }
 }
 
 /// Serves the admin routes until shutdown.
@@ -107,6 +137,19 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
         (&Method::GET, "/" | "/dashboard") => dashboard::page(),
         (&Method::GET, "/dashboard.js") => dashboard::script(),
         (&Method::GET, "/dashboard.css") => dashboard::stylesheet(),
+        (&Method::POST, "/api/feedback") => {
+            quality_routes::write(req, state, quality_routes::WriteRoute::Feedback).await
+        }
+        (&Method::GET, "/api/feedback") => quality_routes::recent_feedback(&req, state),
+        (&Method::POST, "/api/ground_truth") => {
+            quality_routes::write(req, state, quality_routes::WriteRoute::GroundTruth).await
+        }
+        (&Method::GET, "/api/anomalies") => quality_routes::anomalies(&req, state),
+        (_, "/api/feedback" | "/api/ground_truth" | "/api/anomalies") => json::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "feedback answers GET and POST, ground_truth POST, anomalies GET",
+        ),
         (
             _,
             "/metrics" | "/healthz" | "/readyz" | "/api/status" | "/api/resources" | "/api/samples"

@@ -10,6 +10,7 @@ use crate::units::parse_duration;
 
 /// Drift engine flags.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Drift engine")]
 pub struct DriftArgs {
     /// Turn the drift engine off.
     #[arg(long, env = "MAGMA_MONITOR_NO_DRIFT")]

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod correction;
 pub mod csv_input;
 pub mod engine;
+pub mod feed;
 pub mod gamma;
 pub mod handle;
 pub mod kernel;

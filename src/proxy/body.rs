@@ -16,6 +16,8 @@ use tokio::time::{Instant, Sleep};
 
 use super::exchange::{Exchange, ExchangeGuard};
 use super::metrics::Outcome;
+use super::tap::PayloadContext;
+use crate::payload::RequestTap;
 
 /// Errors a wrapped body reports to its reader.
 #[derive(Debug, thiserror::Error)]
@@ -31,22 +33,49 @@ pub enum BodyError {
 }
 
 pin_project! {
-    /// The client's request body on its way to the upstream.
+    /// The client's request body on its way to the upstream. The request tap
+    /// sees each chunk; what it learned is published when the body ends, or
+    /// when the body is dropped before its end.
     pub struct RequestBody {
         #[pin]
         inner: hyper::body::Incoming,
         exchange: Arc<Exchange>,
         limit: u64,
+        tap: Option<(RequestTap, Arc<PayloadContext>)>,
+    }
+
+    impl PinnedDrop for RequestBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            publish(this.tap, this.exchange);
+        }
     }
 }
 
 impl RequestBody {
-    pub fn new(inner: hyper::body::Incoming, exchange: Arc<Exchange>, limit: u64) -> Self {
-        Self {
+    pub fn new(
+        inner: hyper::body::Incoming,
+        exchange: Arc<Exchange>,
+        limit: u64,
+        tap: Option<(RequestTap, Arc<PayloadContext>)>,
+    ) -> Self {
+        let mut body = Self {
             inner,
             exchange,
             limit,
+            tap,
+        };
+        // A body that is empty from the start may never be polled.
+        if body.inner.is_end_stream() {
+            publish(&mut body.tap, &body.exchange);
         }
+        body
+    }
+}
+
+fn publish(tap: &mut Option<(RequestTap, Arc<PayloadContext>)>, exchange: &Exchange) {
+    if let Some((tap, payload)) = tap.take() {
+        exchange.publish_request(tap, &payload);
     }
 }
 
@@ -58,8 +87,8 @@ impl Body for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.project();
-        match ready!(this.inner.poll_frame(cx)) {
+        let mut this = self.project();
+        match ready!(this.inner.as_mut().poll_frame(cx)) {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     let total = this.exchange.add_request_bytes(data.len() as u64);
@@ -67,6 +96,12 @@ impl Body for RequestBody {
                         this.exchange.mark_over_limit();
                         return Poll::Ready(Some(Err(BodyError::TooLarge(*this.limit))));
                     }
+                    if let Some((tap, _)) = this.tap.as_mut() {
+                        tap.feed(data);
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    publish(this.tap, this.exchange);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -74,7 +109,10 @@ impl Body for RequestBody {
                 this.exchange.mark_client_body_failed();
                 Poll::Ready(Some(Err(BodyError::Client(error))))
             }
-            None => Poll::Ready(None),
+            None => {
+                publish(this.tap, this.exchange);
+                Poll::Ready(None)
+            }
         }
     }
 
@@ -152,6 +190,7 @@ impl Body for ResponseBody {
                 if let Some(data) = frame.data_ref() {
                     if let Some(guard) = this.guard.as_mut() {
                         guard.add_response_bytes(data.len() as u64);
+                        guard.observe_response(data);
                     }
                 }
                 this.stall

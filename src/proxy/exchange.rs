@@ -8,12 +8,18 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::HeaderValue;
 
 use super::activity::InFlightToken;
 use super::error::ErrorKind;
 use super::metrics::{Finished, Outcome, RequestMetrics};
 use super::stats::RequestStats;
+use super::tap::PayloadContext;
+use crate::payload::{record_request, record_response, RequestInfo, RequestTap, ResponseTap};
+use crate::quality::from_payload::answer_view;
+use crate::sample::Sample;
 use crate::telemetry::label;
 
 /// What the request body tap learned, filled in while the body streams.
@@ -32,13 +38,26 @@ pub struct Exchange {
     over_limit: AtomicBool,
     client_body_failed: AtomicBool,
     labels: Mutex<RequestLabels>,
+    /// Whether this exchange is sampled for analysis.
+    pub sampled: bool,
+    received_at: SystemTime,
+    /// What the request tap learned, once the request body has ended.
+    request_info: Mutex<Option<RequestInfo>>,
 }
 
 impl Exchange {
-    pub fn new(started: Instant, route: &'static str, model_type: &'static str) -> Self {
+    pub fn new(
+        started: Instant,
+        route: &'static str,
+        model_type: &'static str,
+        sampled: bool,
+    ) -> Self {
         Self {
             started,
             route,
+            sampled,
+            received_at: SystemTime::now(),
+            request_info: Mutex::new(None),
             request_bytes: AtomicU64::new(0),
             over_limit: AtomicBool::new(false),
             client_body_failed: AtomicBool::new(false),
@@ -80,6 +99,28 @@ impl Exchange {
         }
     }
 
+    /// Publishes what the request tap learned: metrics, labels, and the
+    /// info kept for the sample.
+    pub fn publish_request(&self, tap: RequestTap, payload: &PayloadContext) {
+        let info = tap.finish();
+        record_request(&info);
+        self.set_labels(RequestLabels {
+            model_type: payload.model_label(&info),
+            modality: info.modality.as_str(),
+            task: info.task.as_str(),
+        });
+        if let Ok(mut slot) = self.request_info.lock() {
+            *slot = Some(info);
+        }
+    }
+
+    fn take_request_info(&self) -> Option<RequestInfo> {
+        self.request_info
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+    }
+
     pub fn labels(&self) -> RequestLabels {
         match self.labels.lock() {
             Ok(labels) => *labels,
@@ -98,6 +139,15 @@ pub struct ExchangeGuard {
     done: bool,
     /// Keeps the client connection from counting as idle while this runs.
     _in_flight: InFlightToken,
+    response: Option<ResponseSide>,
+}
+
+/// The response tap and what is needed to hand the sample off at the end.
+struct ResponseSide {
+    tap: ResponseTap,
+    payload: Arc<PayloadContext>,
+    request_id: HeaderValue,
+    time_to_first_token: Option<Duration>,
 }
 
 impl ExchangeGuard {
@@ -117,6 +167,31 @@ impl ExchangeGuard {
             response_bytes: 0,
             done: false,
             _in_flight: in_flight,
+            response: None,
+        }
+    }
+
+    /// Starts watching the response body with `tap`.
+    pub fn watch_response(
+        &mut self,
+        tap: ResponseTap,
+        payload: Arc<PayloadContext>,
+        request_id: HeaderValue,
+    ) {
+        self.response = Some(ResponseSide {
+            tap,
+            payload,
+            request_id,
+            time_to_first_token: None,
+        });
+    }
+
+    /// Feeds one response chunk to the tap (the chunk itself goes on unchanged).
+    pub fn observe_response(&mut self, chunk: &[u8]) {
+        if let Some(side) = self.response.as_mut() {
+            if side.tap.feed(chunk) {
+                side.time_to_first_token = Some(self.exchange.started.elapsed());
+            }
         }
     }
 
@@ -171,6 +246,37 @@ impl ExchangeGuard {
             request_bytes: self.exchange.request_bytes(),
             response_bytes: self.response_bytes,
         });
+        if let Some(side) = self.response.take() {
+            self.hand_off(side, labels.model_type);
+        }
+    }
+
+    /// Records the answer's payload metrics and hands a sampled exchange to
+    /// analysis (a `try_send`: never waits).
+    fn hand_off(&self, side: ResponseSide, model_type: &'static str) {
+        let response = side.tap.finish();
+        record_response(&response, self.exchange.route, side.time_to_first_token);
+        let request = self.exchange.take_request_info();
+        let request_id = side.request_id.to_str().unwrap_or("");
+        if let Some(quality) = side.payload.quality.as_ref() {
+            if let Some(answer) = answer_view(request.as_ref(), &response) {
+                quality.observe(Some(request_id), &answer);
+            }
+        }
+        let Some(request) = request.filter(|_| self.exchange.sampled) else {
+            return;
+        };
+        side.payload.sender.send(Sample {
+            request_id: request_id.to_owned(),
+            received_at: self.exchange.received_at,
+            route: self.exchange.route,
+            model_type: model_type.to_owned(),
+            status: self.status,
+            latency: self.exchange.started.elapsed(),
+            time_to_first_token: side.time_to_first_token,
+            request,
+            response,
+        });
     }
 }
 
@@ -201,7 +307,7 @@ mod tests {
     fn record_with<F: FnOnce(ExchangeGuard)>(f: F) -> String {
         let (recorder, handle) = crate::telemetry::build_recorder(&Default::default()).unwrap();
         metrics::with_local_recorder(&recorder, || {
-            let exchange = Arc::new(Exchange::new(Instant::now(), "/predict", "magma-8b"));
+            let exchange = Arc::new(Exchange::new(Instant::now(), "/predict", "magma-8b", false));
             let (token, _) = ConnActivity::new().request_started();
             let guard = ExchangeGuard::new(
                 exchange,

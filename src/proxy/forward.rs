@@ -24,8 +24,10 @@ use super::exchange::{Exchange, ExchangeGuard};
 use super::headers::{self, X_REQUEST_ID};
 use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
+use super::tap::PayloadContext;
 use super::upgrade;
 use crate::health::Health;
+use crate::payload::{RequestTap, ResponseTap};
 use crate::telemetry::label;
 
 /// The body type of every response the proxy returns.
@@ -52,6 +54,8 @@ pub struct ProxyContext {
     pub metrics: Arc<RequestMetrics>,
     pub stats: Arc<RequestStats>,
     pub health: Arc<Health>,
+    /// Payload taps and sampling; `None` runs the proxy without them.
+    pub payload: Option<Arc<PayloadContext>>,
 }
 
 /// Forwards one request. Never fails: problems become JSON answers.
@@ -66,7 +70,14 @@ pub async fn forward(
     let request_id = headers::client_request_id(request.headers())
         .cloned()
         .unwrap_or_else(headers::new_request_id);
-    let exchange = Arc::new(Exchange::new(started, route, context.settings.model_type));
+    let payload = context.payload.as_ref();
+    let sampled = payload.is_some_and(|p| p.sampler.decide(request.headers()));
+    let exchange = Arc::new(Exchange::new(
+        started,
+        route,
+        context.settings.model_type,
+        sampled,
+    ));
     let (in_flight, ambiguous_framing) = connection.request_started();
     let mut guard = ExchangeGuard::new(
         exchange.clone(),
@@ -81,6 +92,20 @@ pub async fn forward(
 
     let wants_upgrade = headers::is_upgrade(request.headers());
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
+    let request_tap = payload.map(|payload| {
+        let copy = sampled.then(|| {
+            payload
+                .sampler
+                .body_copy(declared_length(request.headers()))
+        });
+        let tap = RequestTap::for_request(
+            request.uri(),
+            request.headers(),
+            payload.classifier.clone(),
+            copy,
+        );
+        (tap, payload.clone())
+    });
     let upstream_request = match upstream_request(
         &context.settings,
         client_addr,
@@ -88,6 +113,7 @@ pub async fn forward(
         &request_id,
         exchange.clone(),
         wants_upgrade,
+        request_tap,
     ) {
         Ok(request) => request,
         Err(error) => return refuse(guard, error, &request_id),
@@ -127,6 +153,16 @@ pub async fn forward(
     } else {
         Outcome::Success
     };
+
+    if let Some(payload) = payload {
+        let copy = sampled.then(|| {
+            payload
+                .sampler
+                .body_copy(declared_length(response.headers()))
+        });
+        let tap = ResponseTap::for_response(status, response.headers(), copy);
+        guard.watch_response(tap, payload.clone(), request_id.clone());
+    }
 
     let (mut parts, body) = response.into_parts();
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
@@ -189,12 +225,7 @@ fn check_request(
             "conflicting Content-Length / Transfer-Encoding framing is not forwarded (RFC 9112 section 6.3)",
         ));
     }
-    let declared = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(length) = declared {
+    if let Some(length) = declared_length(request.headers()) {
         if length > context.settings.max_body_bytes {
             return Err(ProxyError::TooLarge {
                 limit: context.settings.max_body_bytes,
@@ -212,6 +243,7 @@ fn upstream_request(
     request_id: &HeaderValue,
     exchange: Arc<Exchange>,
     wants_upgrade: bool,
+    tap: Option<(RequestTap, Arc<PayloadContext>)>,
 ) -> Result<Request<RequestBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -237,7 +269,7 @@ fn upstream_request(
     parts
         .headers
         .insert(X_REQUEST_ID.clone(), request_id.clone());
-    let body = RequestBody::new(body, exchange, settings.max_body_bytes);
+    let body = RequestBody::new(body, exchange, settings.max_body_bytes, tap);
     Ok(Request::from_parts(parts, body))
 }
 
@@ -291,6 +323,13 @@ fn refuse(
     }
     guard.finish(outcome);
     response.map(Either::Right)
+}
+
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn response_len(response: &Response<Full<Bytes>>) -> u64 {

@@ -11,6 +11,7 @@ pub mod headers;
 pub mod listener;
 pub mod metrics;
 pub mod stats;
+pub mod tap;
 pub mod upgrade;
 /// Joins the upstream base URL and a request path-and-query.
 ///

@@ -32,6 +32,7 @@ use upstream::Target;
 
 /// Resource collector flags.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "GPU and model process")]
 pub struct ResourceArgs {
     /// How often GPU counters are read through NVML (e.g. 5s, 500ms).
     #[arg(long, env = "MAGMA_MONITOR_GPU_INTERVAL", default_value = "5s", value_parser = parse_duration)]

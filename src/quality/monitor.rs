@@ -1,0 +1,381 @@
+//! The quality monitor: checks answers, exports their measures, remembers them
+//! for feedback and ground truth, and tracks output diversity.
+//!
+//! Shared by the analysis worker (which calls [`QualityMonitor::observe`]) and
+//! the admin routes (feedback, ground truth). Locks are held for O(1) work or
+//! O(n-grams of one answer); nothing here does I/O.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::answer::{AnswerView, ACTION_DIMENSIONS, ACTION_DIMS};
+use super::checks::{self, CheckConfig, CheckOutcome};
+use super::diversity::{DiversityWindow, DISTINCT_NS};
+use super::feedback::{self, Feedback, FeedbackRecord, RecentFeedback, MAX_COMMENT_BYTES};
+use super::scoring::{self, GroundTruth, GroundTruthError, Scores};
+use super::store::{Eviction, Lookup, Prediction, PredictionStore};
+use super::task::Task;
+use crate::telemetry;
+
+/// Settings of the quality monitor (from `QualityArgs`).
+#[derive(Debug, Clone)]
+pub struct QualityConfig {
+    pub checks: CheckConfig,
+    pub store_capacity: usize,
+    pub store_ttl: Duration,
+    /// Longest answer text kept per prediction for scoring.
+    pub store_text_bytes: usize,
+    pub diversity_window: usize,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        Self {
+            checks: CheckConfig::default(),
+            store_capacity: 10_000,
+            store_ttl: Duration::from_secs(3600),
+            store_text_bytes: 4096,
+            diversity_window: 200,
+        }
+    }
+}
+
+/// Why feedback or ground truth could not be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("no prediction recorded for request id `{0}` (never seen, or evicted)")]
+    UnknownId(String),
+    #[error("the prediction of request id `{0}` has expired (kept {1} s)")]
+    Expired(String, u64),
+    #[error(transparent)]
+    Invalid(#[from] GroundTruthError),
+    #[error("request_id is empty")]
+    EmptyId,
+}
+
+/// What applying feedback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackOutcome {
+    pub task: Task,
+    /// False when this request id was already rated (the first rating counts).
+    pub counted: bool,
+}
+
+/// The quality monitor.
+pub struct QualityMonitor {
+    config: QualityConfig,
+    store: Mutex<PredictionStore>,
+    diversity: Mutex<Vec<DiversityWindow>>,
+    recent_feedback: Mutex<RecentFeedback>,
+}
+
+impl QualityMonitor {
+    pub fn new(config: QualityConfig) -> Self {
+        let store = PredictionStore::new(config.store_capacity, config.store_ttl);
+        let diversity = Task::ALL
+            .iter()
+            .map(|_| DiversityWindow::new(config.diversity_window))
+            .collect();
+        Self {
+            config,
+            store: Mutex::new(store),
+            diversity: Mutex::new(diversity),
+            recent_feedback: Mutex::new(RecentFeedback::default()),
+        }
+    }
+
+    pub fn config(&self) -> &QualityConfig {
+        &self.config
+    }
+
+    /// Checks one answer, exports its measures and anomalies, updates the
+    /// diversity gauges, and records it under `request_id` (when given) for
+    /// later feedback and ground truth.
+    pub fn observe(&self, request_id: Option<&str>, answer: &AnswerView<'_>) -> CheckOutcome {
+        self.observe_at(request_id, answer, Instant::now())
+    }
+
+    pub fn observe_at(
+        &self,
+        request_id: Option<&str>,
+        answer: &AnswerView<'_>,
+        now: Instant,
+    ) -> CheckOutcome {
+        let outcome = checks::check(answer, &self.config.checks);
+        let task = answer.task.as_label();
+        metrics::counter!(telemetry::OUTPUTS_CHECKED, "task" => task).increment(1);
+        for kind in &outcome.anomalies {
+            metrics::counter!(telemetry::OUTPUT_ANOMALIES, "task" => task, "kind" => kind.as_label())
+                .increment(1);
+        }
+        if answer.text.is_some() {
+            metrics::histogram!(telemetry::OUTPUT_LENGTH, "task" => task)
+                .record(outcome.length_chars as f64);
+            metrics::histogram!(telemetry::OUTPUT_REPETITION, "task" => task)
+                .record(outcome.repetition_ratio);
+        }
+        if let Some(confidence) = answer.mean_logprob.filter(|v| v.is_finite()) {
+            metrics::histogram!(telemetry::OUTPUT_CONFIDENCE, "task" => task).record(confidence);
+        }
+        for (space, values) in [
+            ("normalized", answer.normalized_actions),
+            ("delta", answer.delta_values),
+        ] {
+            for (value, dimension) in values.unwrap_or(&[]).iter().zip(ACTION_DIMENSIONS) {
+                if value.is_finite() {
+                    metrics::histogram!(telemetry::OUTPUT_ACTION, "space" => space, "dimension" => dimension)
+                        .record(*value);
+                }
+            }
+        }
+        if let Some(text) = answer.text {
+            self.update_diversity(answer.task, text);
+        }
+        if let Some(id) = request_id {
+            self.remember(id, answer, &outcome, now);
+        }
+        outcome
+    }
+
+    fn update_diversity(&self, task: Task, text: &str) {
+        let tokens = super::text::tokens(text);
+        if tokens.is_empty() {
+            return;
+        }
+        let Ok(mut windows) = self.diversity.lock() else {
+            return;
+        };
+        let Some(window) = windows.get_mut(task.index()) else {
+            return;
+        };
+        window.push(&tokens);
+        let d = window.diversity();
+        let label = task.as_label();
+        for (k, n) in DISTINCT_NS.iter().enumerate() {
+            let n = if *n == 1 { "1" } else { "2" };
+            metrics::gauge!(telemetry::OUTPUT_DISTINCT_NGRAMS, "task" => label, "n" => n)
+                .set(d.distinct[k]);
+        }
+        metrics::gauge!(telemetry::OUTPUT_IDENTICAL, "task" => label).set(d.identical_answer_ratio);
+    }
+
+    fn remember(&self, id: &str, answer: &AnswerView<'_>, outcome: &CheckOutcome, now: Instant) {
+        let prediction = Prediction {
+            task: answer.task,
+            text: feedback::truncate(answer.text.unwrap_or(""), self.config.store_text_bytes)
+                .to_owned(),
+            normalized_actions: answer.normalized_actions.and_then(as_action),
+            delta_values: answer.delta_values.and_then(as_action),
+            marks: outcome.marks.clone(),
+            rated: false,
+        };
+        let Ok(mut store) = self.store.lock() else {
+            return;
+        };
+        let before = store.evictions();
+        store.insert(id, prediction, now);
+        self.publish_store(&store, before);
+    }
+
+    fn publish_store(&self, store: &PredictionStore, before: (u64, u64)) {
+        let after = store.evictions();
+        metrics::gauge!(telemetry::PREDICTION_STORE_ENTRIES).set(store.len() as f64);
+        for (reason, delta) in [
+            (Eviction::Capacity, after.0 - before.0),
+            (Eviction::Expired, after.1 - before.1),
+        ] {
+            if delta > 0 {
+                let reason = match reason {
+                    Eviction::Capacity => "capacity",
+                    Eviction::Expired => "expired",
+                };
+                metrics::counter!(telemetry::PREDICTION_STORE_EVICTIONS, "reason" => reason)
+                    .increment(delta);
+            }
+        }
+    }
+
+    /// Counts a user's rating of a recorded prediction.
+    pub fn feedback(&self, record: &Feedback) -> Result<FeedbackOutcome, ApplyError> {
+        self.feedback_at(record, Instant::now())
+    }
+
+    pub fn feedback_at(
+        &self,
+        record: &Feedback,
+        now: Instant,
+    ) -> Result<FeedbackOutcome, ApplyError> {
+        if record.request_id.is_empty() {
+            return Err(ApplyError::EmptyId);
+        }
+        let outcome = self.with_prediction(&record.request_id, now, |prediction| {
+            let counted = !prediction.rated;
+            prediction.rated = true;
+            FeedbackOutcome {
+                task: prediction.task,
+                counted,
+            }
+        })?;
+        if outcome.counted {
+            metrics::counter!(telemetry::FEEDBACK, "rating" => record.rating.as_label(), "task" => outcome.task.as_label())
+                .increment(1);
+            if let Ok(mut recent) = self.recent_feedback.lock() {
+                recent.push(FeedbackRecord {
+                    request_id: record.request_id.clone(),
+                    rating: record.rating,
+                    task: outcome.task,
+                    comment: record
+                        .comment
+                        .as_deref()
+                        .map(|c| feedback::truncate(c, MAX_COMMENT_BYTES).to_owned()),
+                    unix_seconds: SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or(0.0),
+                });
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The newest feedback records, newest first.
+    pub fn recent_feedback(&self, limit: usize) -> Vec<FeedbackRecord> {
+        self.recent_feedback
+            .lock()
+            .map(|r| r.newest(limit))
+            .unwrap_or_default()
+    }
+
+    /// Scores a recorded prediction against ground truth and exports the scores.
+    pub fn ground_truth(&self, truth: &GroundTruth) -> Result<(Task, Scores), ApplyError> {
+        self.ground_truth_at(truth, Instant::now())
+    }
+
+    pub fn ground_truth_at(
+        &self,
+        truth: &GroundTruth,
+        now: Instant,
+    ) -> Result<(Task, Scores), ApplyError> {
+        let result = truth.validate().map_err(ApplyError::from).and_then(|()| {
+            self.with_prediction(&truth.request_id, now, |prediction| {
+                (prediction.task, scoring::score(prediction, truth))
+            })
+        });
+        let outcome = match &result {
+            Ok(_) => "scored",
+            Err(ApplyError::UnknownId(_) | ApplyError::Expired(..)) => "unknown_id",
+            Err(_) => "invalid",
+        };
+        metrics::counter!(telemetry::GROUND_TRUTH, "outcome" => outcome).increment(1);
+        if let Ok((task, scores)) = &result {
+            for (metric, value) in &scores.scores {
+                metrics::histogram!(telemetry::QUALITY_SCORE, "metric" => metric.as_label(), "task" => task.as_label())
+                    .record(*value);
+            }
+        }
+        result
+    }
+
+    fn with_prediction<T>(
+        &self,
+        id: &str,
+        now: Instant,
+        apply: impl FnOnce(&mut Prediction) -> T,
+    ) -> Result<T, ApplyError> {
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| ApplyError::UnknownId(id.to_owned()))?;
+        let before = store.evictions();
+        let result = match store.get(id, now) {
+            Lookup::Found(prediction) => Ok(apply(prediction)),
+            Lookup::Unknown => Err(ApplyError::UnknownId(id.to_owned())),
+            Lookup::Expired => Err(ApplyError::Expired(
+                id.to_owned(),
+                self.config.store_ttl.as_secs(),
+            )),
+        };
+        self.publish_store(&store, before);
+        result
+    }
+}
+
+fn as_action(values: &[f64]) -> Option<[f64; ACTION_DIMS]> {
+    values.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::feedback::Rating;
+    use super::*;
+
+    fn monitor() -> QualityMonitor {
+        QualityMonitor::new(QualityConfig {
+            store_capacity: 4,
+            store_ttl: Duration::from_secs(10),
+            ..QualityConfig::default()
+        })
+    }
+
+    #[test]
+    fn feedback_matches_recorded_predictions() {
+        let m = monitor();
+        let now = Instant::now();
+        m.observe_at(
+            Some("r1"),
+            &AnswerView::text(Task::VisualQa, "two cats"),
+            now,
+        );
+        let fb = |id: &str| Feedback {
+            request_id: id.into(),
+            rating: Rating::Down,
+            comment: Some("wrong".into()),
+        };
+        assert_eq!(
+            m.feedback_at(&fb("r1"), now),
+            Ok(FeedbackOutcome {
+                task: Task::VisualQa,
+                counted: true
+            })
+        );
+        assert_eq!(
+            m.feedback_at(&fb("r1"), now),
+            Ok(FeedbackOutcome {
+                task: Task::VisualQa,
+                counted: false
+            })
+        );
+        assert_eq!(
+            m.feedback_at(&fb("nope"), now),
+            Err(ApplyError::UnknownId("nope".into()))
+        );
+        assert!(matches!(
+            m.feedback_at(&fb("r1"), now + Duration::from_secs(11)),
+            Err(ApplyError::Expired(..))
+        ));
+        assert_eq!(m.recent_feedback(10).len(), 1);
+    }
+
+    #[test]
+    fn ground_truth_scores_the_recorded_answer() {
+        let m = monitor();
+        let now = Instant::now();
+        let delta = [0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+        let answer = AnswerView {
+            delta_values: Some(&delta),
+            ..AnswerView::text(Task::RobotAction, "")
+        };
+        m.observe_at(Some("r2"), &answer, now);
+        let truth: GroundTruth = serde_json::from_value(serde_json::json!({
+            "request_id": "r2", "action": [0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        }))
+        .unwrap();
+        let (task, scores) = m.ground_truth_at(&truth, now).unwrap();
+        assert_eq!(task, Task::RobotAction);
+        assert_eq!(scores.get(scoring::QualityMetric::ActionL2Error), Some(0.0));
+        assert_eq!(
+            scores.get(scoring::QualityMetric::GripperAgreement),
+            Some(1.0)
+        );
+    }
+}
