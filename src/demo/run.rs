@@ -25,7 +25,7 @@ const DEMO_LEAK_PER_REQUEST: u64 = 512 * 1024;
 /// Phases the summary lists (a demo left running for days plays thousands).
 const MAX_PHASES_LISTED: usize = 200;
 /// Images rendered per task and phase.
-const IMAGES_PER_TASK: usize = 12;
+const IMAGES_PER_TASK: usize = 16;
 /// Mix of robot, UI navigation, trace-of-mark and visual QA requests.
 const TASK_WEIGHTS: [u32; 4] = [3, 3, 2, 2];
 
@@ -170,8 +170,16 @@ fn connect_address(address: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn render_pool(phase: Phase, seed: u64) -> Result<Arc<ImagePool>, String> {
+/// Renders the images of `phase`. The seed depends only on the look, so
+/// every normal phase shows the same images as the first one (the drift
+/// reference), and only the input-drift phase shows something new.
+async fn render_pool(phase: Phase) -> Result<Arc<ImagePool>, String> {
     let look = phase.look();
+    let seed = if look == super::images::Look::NORMAL {
+        0
+    } else {
+        1
+    };
     tokio::task::spawn_blocking(move || ImagePool::render(IMAGES_PER_TASK, look, seed))
         .await
         .map_err(|e| format!("image rendering stopped: {e}"))?
@@ -239,7 +247,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
 
     // 3. The traffic generator.
     let phases = args.scenario.phases();
-    let first_pool = render_pool(phases[0], 0).await?;
+    let first_pool = render_pool(phases[0]).await?;
     let (profile_tx, profile_rx) = watch::channel(TrafficProfile {
         vocabulary: phases[0].vocabulary(),
         images: first_pool,
@@ -270,14 +278,14 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     tokio::pin!(interrupted);
     let mut stopped = false;
     // The next phase's images render in the background while this one plays.
-    let mut next_pool = tokio::spawn(render_pool(phases[1 % phases.len()], 1));
+    let mut next_pool = tokio::spawn(render_pool(phases[1 % phases.len()]));
     'phases: for (index, phase) in phases.iter().cycle().enumerate() {
         if index > 0 {
             let pool = (&mut next_pool)
                 .await
                 .map_err(|e| format!("image rendering stopped: {e}"))??;
             let following = phases[(index + 1) % phases.len()];
-            next_pool = tokio::spawn(render_pool(following, index as u64 + 1));
+            next_pool = tokio::spawn(render_pool(following));
             profile_tx.send_replace(TrafficProfile {
                 vocabulary: phase.vocabulary(),
                 images: pool,

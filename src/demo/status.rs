@@ -85,17 +85,25 @@ impl AdminProbe {
             }
         }
         if let Some(drift) = self.get_json("/api/drift").await {
-            let mut p_values = Vec::new();
+            // Each detector's own verdict (after its multiple-testing
+            // correction) decides; the p-value shown is the time series'
+            // (the MMD test's): KS p-values are per feature, uncorrected.
             let mut detected = Vec::new();
-            walk(&drift, 0, &mut |key, value| match (key, value) {
-                ("p_value", Value::Number(n)) => p_values.extend(n.as_f64()),
-                ("drift" | "detected" | "drift_detected" | "is_drift", Value::Bool(b)) => {
-                    detected.push(*b)
-                }
-                _ => {}
-            });
-            if let Some(p) = p_values.into_iter().reduce(f64::min) {
-                seen.drift_p_value = Some(p);
+            match drift.get("detectors").and_then(Value::as_array) {
+                Some(detectors) => detected.extend(
+                    detectors
+                        .iter()
+                        .filter_map(|d| d.get("drift").and_then(Value::as_bool)),
+                ),
+                None => walk(&drift, 0, &mut |key, value| {
+                    if let ("drift" | "detected" | "drift_detected", Value::Bool(b)) = (key, value)
+                    {
+                        detected.push(*b);
+                    }
+                }),
+            }
+            if let Some(online) = drift.pointer("/online/drift").and_then(Value::as_bool) {
+                detected.push(online);
             }
             if !detected.is_empty() {
                 seen.drift_detected = Some(detected.contains(&true));
@@ -263,7 +271,11 @@ impl Detections {
         if seen.error_ratio.is_some_and(|e| e > 0.05) {
             found.push(("errors".to_string(), "error rate above 5%".to_string()));
         }
-        if seen.drift_detected == Some(true) || seen.drift_p_value.is_some_and(|p| p < 0.05) {
+        let drift = match seen.drift_detected {
+            Some(verdict) => verdict,
+            None => seen.drift_p_value.is_some_and(|p| p < 0.05),
+        };
+        if drift {
             found.push(("drift".to_string(), "drift detected".to_string()));
         }
         if seen.output_anomalies_per_second.is_some_and(|r| r > 0.0) {

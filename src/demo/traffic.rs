@@ -193,6 +193,8 @@ fn build_request<R: Rng>(
     let route = match rng.random_range(0..100) {
         0..=54 => Route::PredictJson,
         55..=89 => Route::PredictFromFile,
+        // Chat completions carry no action vectors: robot prompts stay on Magma's routes.
+        _ if task == DemoTask::Robot => Route::PredictJson,
         _ => Route::ChatStream,
     };
     let (path, content_type, body) = match route {
