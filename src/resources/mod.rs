@@ -56,12 +56,9 @@ pub struct ResourceArgs {
     #[arg(long, env = "MAGMA_MONITOR_HOST_PROC")]
     pub host_proc: Option<String>,
 
-    /// Pid of the model server process (as this container sees it).
-    #[arg(
-        long,
-        env = "MAGMA_MONITOR_UPSTREAM_PID",
-        conflicts_with = "upstream_process_name"
-    )]
+    /// Pid of the model server process (as this container sees it); wins over
+    /// --upstream-process-name when both are given.
+    #[arg(long, env = "MAGMA_MONITOR_UPSTREAM_PID")]
     pub upstream_pid: Option<u32>,
 
     /// Name of the model server process (comm, or an argument of its command
