@@ -19,6 +19,18 @@ use crate::proxy::tap::PayloadContext;
 use crate::shutdown::{termination_signal, Shutdown};
 use crate::telemetry;
 
+/// The multi-threaded runtime every command runs on; on failure, prints why
+/// (prefixed with `command`) and gives the exit code.
+pub fn runtime(command: &str) -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("{command}: cannot start the runtime: {error}");
+            1
+        })
+}
+
 /// Runs the proxy until SIGTERM/SIGINT; returns the exit code.
 pub fn run_proxy(args: ProxyArgs) -> i32 {
     if let Err(reason) = args.validate() {
@@ -29,15 +41,9 @@ pub fn run_proxy(args: ProxyArgs) -> i32 {
         eprintln!("magma-monitor: {reason}");
         return 2;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime("magma-monitor") {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("magma-monitor: cannot start the runtime: {error}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(serve(args, termination_signal())) {
         Ok(()) => 0,

@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod drift;
+pub mod exposition;
 pub mod health;
 pub mod logging;
 pub mod payload;

@@ -67,7 +67,7 @@ fn every_metric_in_the_rules_and_the_dashboard_is_in_the_catalogue() {
 #[test]
 fn every_metric_in_the_rules_and_the_dashboard_is_exported_after_real_traffic() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let nvml = build_fake_nvml(dir.path());
+    let (nvml, nvml_config) = build_fake_nvml(dir.path());
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).expect("state dir");
     let upstream = start_upstream();
@@ -82,6 +82,7 @@ fn every_metric_in_the_rules_and_the_dashboard_is_exported_after_real_traffic() 
         ("MAGMA_MONITOR_DRIFT_TEST_EVERY", "10".to_string()),
         ("MAGMA_MONITOR_STATE_DIR", state.display().to_string()),
         ("MAGMA_MONITOR_NVML_LIB", nvml.display().to_string()),
+        ("FAKE_NVML_CONFIG", nvml_config.display().to_string()),
         ("MAGMA_MONITOR_GPU_INTERVAL", "1s".to_string()),
         ("MAGMA_MONITOR_UPSTREAM_PID", std::process::id().to_string()),
         ("MAGMA_MONITOR_ANOMALY_INTERVAL", "1s".to_string()),

@@ -463,7 +463,7 @@ fn smuggling_attempts_get_400_and_are_not_forwarded() {
         "a smuggling attempt reached the upstream: {:?}",
         model.seen()
     );
-    let metrics = sidecar.metrics();
+    let metrics = sidecar.wait_for_metric(r#"magma_request_errors_total{kind="bad_request"}"#, 3.0);
     assert_eq!(
         metric_value(
             &metrics,
@@ -484,7 +484,10 @@ fn oversized_headers_are_refused_and_counted() {
     let (status, _, _) = split_response(&raw_exchange(sidecar.proxy, request.as_bytes()));
     assert_eq!(status, 431);
     assert!(model.seen().is_empty());
-    let metrics = sidecar.metrics();
+    let metrics = sidecar.wait_for_metric(
+        r#"magma_connection_errors_total{kind="header_too_large"}"#,
+        1.0,
+    );
     assert_eq!(
         metric_value(
             &metrics,
@@ -847,7 +850,10 @@ fn slow_request_heads_are_cut_and_counted() {
         .unwrap();
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
-    let metrics = sidecar.metrics();
+    let metrics = sidecar.wait_for_metric(
+        r#"magma_connection_errors_total{kind="header_timeout"}"#,
+        1.0,
+    );
     assert_eq!(
         metric_value(
             &metrics,

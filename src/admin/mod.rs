@@ -5,7 +5,6 @@ pub mod auth;
 mod body;
 mod dashboard;
 mod json;
-mod prom_text;
 mod quality_routes;
 mod resources;
 mod samples;

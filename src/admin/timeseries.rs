@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::prom_text::{self, SampleLine};
 use super::AdminState;
+use crate::exposition::{self as prom_text, SampleLine};
 use crate::shutdown::ShutdownSignal;
 use crate::telemetry;
 

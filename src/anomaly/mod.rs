@@ -19,7 +19,6 @@ pub mod cusum;
 pub mod detector;
 pub mod engine;
 pub mod events;
-pub mod exposition;
 pub mod health_events;
 pub mod prometheus_source;
 pub mod robust;

@@ -26,8 +26,8 @@ use std::collections::HashMap;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::exposition::{self, Sample};
 use super::signals::SignalSnapshot;
+use crate::exposition::{self, SampleLine as Sample};
 use crate::telemetry;
 
 /// Names of series owned by other areas (resources, drift, sampling); they
@@ -91,7 +91,8 @@ impl<R: RegistryText> PrometheusSource<R> {
     /// Reads the registry now and returns the signals over the interval since
     /// the previous call.
     pub fn snapshot(&mut self, at_unix: f64) -> SignalSnapshot {
-        let samples = exposition::parse(&self.registry.render());
+        let text = self.registry.render();
+        let samples: Vec<Sample> = exposition::samples(&text).collect();
         let current = cumulative(&samples, at_unix);
         let mut snapshot = SignalSnapshot {
             at_unix,
@@ -167,7 +168,7 @@ fn cumulative(samples: &[Sample], at_unix: f64) -> Cumulative {
         if !s.value.is_finite() {
             continue;
         }
-        match s.name.as_str() {
+        match s.name {
             telemetry::REQUESTS => add(REQUESTS_KEY, s.value),
             telemetry::REQUEST_ERRORS => {
                 add(ERRORS_KEY, s.value);

@@ -215,15 +215,9 @@ pub fn run_simulated_upstream(args: SimulateArgs) -> i32 {
         eprintln!("magma-monitor simulate-upstream: {reason}");
         return 2;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::app::runtime("magma-monitor simulate-upstream") {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("magma-monitor simulate-upstream: cannot start the runtime: {error}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {

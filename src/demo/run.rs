@@ -47,15 +47,9 @@ pub fn run_demo(args: DemoArgs) -> i32 {
         eprintln!("magma-monitor demo: {reason}");
         return 2;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::app::runtime("magma-monitor demo") {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("magma-monitor demo: cannot start the runtime: {error}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(demo(args)) {
         Ok(()) => 0,

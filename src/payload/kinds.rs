@@ -1,7 +1,7 @@
 //! The closed sets the payload taps classify into. Every value maps to a
 //! fixed `&'static str`, so they can be used as metric label values.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The wire format of a request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -104,8 +104,9 @@ impl Modality {
     }
 }
 
-/// The Magma task a request asks for, read from its prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// The Magma task a request asks for, read from its prompt. Also the `task`
+/// label of every metric that carries one (a closed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
     RobotAction,
@@ -140,6 +141,16 @@ impl Task {
     /// Parses a task name as written in a rules file.
     pub fn parse(name: &str) -> Option<Task> {
         Task::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Parses a label value; anything else is `Unknown`.
+    pub fn from_label(text: &str) -> Task {
+        Task::parse(text).unwrap_or(Task::Unknown)
+    }
+
+    /// Position in `ALL`, for per-task tables.
+    pub(crate) fn index(self) -> usize {
+        self as usize
     }
 }
 

@@ -102,7 +102,7 @@ impl QualityMonitor {
         now: Instant,
     ) -> CheckOutcome {
         let outcome = checks::check(answer, &self.config.checks);
-        let task = answer.task.as_label();
+        let task = answer.task.as_str();
         metrics::counter!(telemetry::OUTPUTS_CHECKED, "task" => task).increment(1);
         for kind in &outcome.anomalies {
             metrics::counter!(telemetry::OUTPUT_ANOMALIES, "task" => task, "kind" => kind.as_label())
@@ -150,7 +150,7 @@ impl QualityMonitor {
         };
         window.push(&tokens);
         let d = window.diversity();
-        let label = task.as_label();
+        let label = task.as_str();
         for (k, n) in DISTINCT_NS.iter().enumerate() {
             let n = if *n == 1 { "1" } else { "2" };
             metrics::gauge!(telemetry::OUTPUT_DISTINCT_NGRAMS, "task" => label, "n" => n)
@@ -217,7 +217,7 @@ impl QualityMonitor {
             }
         })?;
         if outcome.counted {
-            metrics::counter!(telemetry::FEEDBACK, "rating" => record.rating.as_label(), "task" => outcome.task.as_label())
+            metrics::counter!(telemetry::FEEDBACK, "rating" => record.rating.as_label(), "task" => outcome.task.as_str())
                 .increment(1);
             if let Ok(mut recent) = self.recent_feedback.lock() {
                 recent.push(FeedbackRecord {
@@ -269,7 +269,7 @@ impl QualityMonitor {
         metrics::counter!(telemetry::GROUND_TRUTH, "outcome" => outcome).increment(1);
         if let Ok((task, scores)) = &result {
             for (metric, value) in &scores.scores {
-                metrics::histogram!(telemetry::QUALITY_SCORE, "metric" => metric.as_label(), "task" => task.as_label())
+                metrics::histogram!(telemetry::QUALITY_SCORE, "metric" => metric.as_label(), "task" => task.as_str())
                     .record(*value);
             }
         }

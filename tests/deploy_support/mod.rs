@@ -201,18 +201,31 @@ pub fn start_sidecar(upstream: SocketAddr, dir: &Path, env: &[(&str, String)]) -
     }
 }
 
-/// Builds tests/fixtures/fake_nvml.c into `dir` with the system C compiler.
-pub fn build_fake_nvml(dir: &Path) -> PathBuf {
+/// The fake NVML library's settings: one GPU with every counter set.
+pub const FAKE_NVML_ONE_GPU: &str = "driver=550.54.15\ncuda=12040\ncount=1\n\
+gpu0.name=NVIDIA H100 80GB HBM3\ngpu0.uuid=GPU-00000000-0000-0000-0000-000000000001\n\
+gpu0.util_gpu=87\ngpu0.util_mem=41\ngpu0.mem_total=85899345920\ngpu0.mem_used=18253611008\n\
+gpu0.mem_free=67645734912\ngpu0.mem_reserved=536870912\ngpu0.temp=64\ngpu0.power_mw=312000\n\
+gpu0.power_limit_mw=700000\ngpu0.sm_mhz=1980\ngpu0.mem_mhz=2619\ngpu0.energy_mj=123456789\n\
+gpu0.ecc_corrected=2\ngpu0.ecc_uncorrected=0\ngpu0.throttle=4\ngpu0.pcie_replay=0\n\
+gpu0.procs=4242:17179869184\n";
+
+/// Builds the fake NVML library (tests/fake_nvml/fake_nvml.c, shared with the
+/// GPU collector's tests) into `dir` with the system C compiler, and writes its
+/// settings; returns the library and the settings file (`FAKE_NVML_CONFIG`).
+pub fn build_fake_nvml(dir: &Path) -> (PathBuf, PathBuf) {
+    let config = dir.join("fake-nvml.conf");
+    std::fs::write(&config, FAKE_NVML_ONE_GPU).expect("fake NVML settings");
     let out = dir.join("libnvidia-ml-fake.so");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
         .args(["-shared", "-fPIC", "-O1", "-o"])
         .arg(&out)
-        .arg(repo().join("tests/fixtures/fake_nvml.c"))
+        .arg(repo().join("tests/fake_nvml/fake_nvml.c"))
         .status()
         .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
     assert!(status.success(), "building the fake NVML library failed");
-    out
+    (out, config)
 }
 
 // ------------------------------------------------------------------ upstream

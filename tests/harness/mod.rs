@@ -91,6 +91,20 @@ impl Sidecar {
         self.admin_get("/metrics").1
     }
 
+    /// Waits until `series` has `value` (metrics recorded when a connection
+    /// closes may land just after the client saw the close); returns the last
+    /// exposition.
+    pub fn wait_for_metric(&self, series: &str, value: f64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let metrics = self.metrics();
+            if metric_value(&metrics, series) == Some(value) || Instant::now() > deadline {
+                return metrics;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until `/readyz` answers `want`.
     pub fn wait_ready(&self, want: u16) {
         let deadline = Instant::now() + Duration::from_secs(10);

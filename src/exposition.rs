@@ -1,5 +1,6 @@
 //! A reader of the Prometheus text exposition format (version 0.0.4), enough
-//! to sample our own `/metrics` output into the dashboard's time series.
+//! to read back what our own registry renders: the dashboard's time series
+//! and the anomaly engine's signals both sample `/metrics` through it.
 
 /// One sample line: `name{label="value",...} value`.
 #[derive(Debug, Clone, PartialEq)]
