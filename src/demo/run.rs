@@ -68,6 +68,11 @@ const PREFERRED_FLAGS: &[(&str, &str)] = &[
     ("drift-window", "150"),
     ("drift-test-every", "50"),
     ("drift-test-interval", "10s"),
+    // The status line counts drift when any of the five window detectors says
+    // so; at 0.01 each, the chance of a false alarm per test round stays near
+    // 5 % (Bonferroni), and 200 permutations let MMD reach p < 0.01.
+    ("drift-p-val", "0.01"),
+    ("drift-permutations", "200"),
     ("anomaly-interval", "5s"),
     ("health-interval", "1s"),
     ("log-level", "error"),
