@@ -4,8 +4,8 @@
 //! in the DOM after the page's script ran, and in a screenshot that is not
 //! blank and shows the chart lines.
 //!
-//! Needs the Debian package `chromium` (scripts/checks/dashboard.sh and
-//! scripts/install-system-packages.sh install it). With
+//! Needs the Debian package `chromium` (scripts/install-system-packages.sh
+//! installs it). With
 //! `MAGMA_MONITOR_UPDATE_SCREENSHOT=1` the screenshot is also saved to
 //! docs/dashboard.png for the README.
 
@@ -63,7 +63,7 @@ fn chromium() -> PathBuf {
             }
         }
     }
-    panic!("chromium is not installed: run scripts/checks/dashboard.sh (it installs the Debian package)");
+    panic!("chromium is not installed: run scripts/install-system-packages.sh (it installs the Debian package)");
 }
 
 fn run_chromium(profile: &Path, extra: &[&str], url: &str) -> Output {
