@@ -66,8 +66,11 @@ const PREFERRED_FLAGS: &[(&str, &str)] = &[
     ("sample-rate", "1"),
     ("drift-reference-size", "300"),
     ("drift-window", "150"),
-    ("drift-test-every", "50"),
-    ("drift-test-interval", "10s"),
+    // Test full windows only: the traffic generator cycles through its
+    // prompts and images, and a window of a third of a cycle is not a fair
+    // sample of it.
+    ("drift-test-every", "150"),
+    ("drift-test-interval", "60s"),
     // The status line counts drift when any of the five window detectors says
     // so; at 0.01 each, the chance of a false alarm per test round stays near
     // 5 % (Bonferroni), and 200 permutations let MMD reach p < 0.01.
