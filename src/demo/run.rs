@@ -66,9 +66,8 @@ const PREFERRED_FLAGS: &[(&str, &str)] = &[
     ("sample-rate", "1"),
     ("drift-reference-size", "300"),
     ("drift-window", "150"),
-    // Test full windows only: the traffic generator cycles through its
-    // prompts and images, and a window of a third of a cycle is not a fair
-    // sample of it.
+    // Test full windows only: every test round runs several detectors, so
+    // fewer, fuller rounds keep the demo's false-alarm rate low.
     ("drift-test-every", "150"),
     ("drift-test-interval", "60s"),
     // The status line counts drift when any of the five window detectors says
