@@ -11,10 +11,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::answer::{AnswerView, ACTION_DIMENSIONS, ACTION_DIMS};
 use super::checks::{self, CheckConfig, CheckOutcome};
 use super::diversity::{DiversityWindow, DISTINCT_NS};
-use super::feedback::{self, Feedback, FeedbackRecord, RecentFeedback, MAX_COMMENT_BYTES};
+use super::feedback::{Feedback, FeedbackRecord, RecentFeedback, MAX_COMMENT_BYTES};
 use super::scoring::{self, GroundTruth, GroundTruthError, Scores};
 use super::store::{Eviction, Lookup, Prediction, PredictionStore};
 use super::task::Task;
+use crate::payload::task::truncate_at_char;
 use crate::telemetry;
 
 /// Settings of the quality monitor (from `QualityArgs`).
@@ -162,7 +163,7 @@ impl QualityMonitor {
     fn remember(&self, id: &str, answer: &AnswerView<'_>, outcome: &CheckOutcome, now: Instant) {
         let prediction = Prediction {
             task: answer.task,
-            text: feedback::truncate(answer.text.unwrap_or(""), self.config.store_text_bytes)
+            text: truncate_at_char(answer.text.unwrap_or(""), self.config.store_text_bytes)
                 .to_owned(),
             normalized_actions: answer.normalized_actions.and_then(as_action),
             delta_values: answer.delta_values.and_then(as_action),
@@ -227,7 +228,7 @@ impl QualityMonitor {
                     comment: record
                         .comment
                         .as_deref()
-                        .map(|c| feedback::truncate(c, MAX_COMMENT_BYTES).to_owned()),
+                        .map(|c| truncate_at_char(c, MAX_COMMENT_BYTES).to_owned()),
                     unix_seconds: SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_secs_f64())
