@@ -39,13 +39,9 @@ pub async fn chat_completions(req: Request<Incoming>, server: &Server) -> Respon
     if server.warming_up() {
         return reply::detail(StatusCode::SERVICE_UNAVAILABLE, "Model not loaded yet");
     }
-    let body = match reply::read_body(req, server.config.max_body_bytes).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
+    let value = match reply::read_json(req, server.config.max_body_bytes).await {
         Ok(value) => value,
-        Err(error) => return reply::validation_error("body", "json_invalid", &error.to_string()),
+        Err(response) => return response,
     };
     let Some(messages) = value.get("messages").and_then(|m| m.as_array()) else {
         return reply::validation_error("messages", "missing", "Field required");
