@@ -64,17 +64,18 @@ pub fn run_demo(args: DemoArgs) -> i32 {
 /// request, and drift/anomaly windows short enough to react within a phase.
 const PREFERRED_FLAGS: &[(&str, &str)] = &[
     ("sample-rate", "1"),
-    ("drift-reference-size", "300"),
-    ("drift-window", "150"),
-    // Test full windows only: every test round runs several detectors, so
-    // fewer, fuller rounds keep the demo's false-alarm rate low.
-    ("drift-test-every", "150"),
+    ("drift-reference-size", "200"),
+    ("drift-window", "100"),
+    // Test full, disjoint windows only: one round every 100 samples (14 s
+    // at speed 1), so a phase holds several rounds and the status line's
+    // confirmation (two drift rounds in a row) comes within a minute.
+    ("drift-test-every", "100"),
     ("drift-test-interval", "60s"),
-    // The status line counts drift when any of the five window detectors says
-    // so; at 0.01 each, the chance of a false alarm per test round stays near
-    // 5 % (Bonferroni), and 200 permutations let MMD reach p < 0.01.
-    ("drift-p-val", "0.01"),
-    ("drift-permutations", "200"),
+    // One round runs five detectors; at 0.002 each a round false-alarms
+    // under 1 % of the time (Bonferroni), and 1000 permutations let MMD
+    // reach p < 0.002.
+    ("drift-p-val", "0.002"),
+    ("drift-permutations", "1000"),
     ("anomaly-interval", "5s"),
     ("health-interval", "1s"),
     ("log-level", "error"),

@@ -26,6 +26,9 @@ pub struct Observation {
     pub error_ratio: Option<f64>,
     pub drift_p_value: Option<f64>,
     pub drift_detected: Option<bool>,
+    /// How many test rounds the drift engine has run (`tests_run`): the
+    /// verdict above belongs to this round.
+    pub drift_round: Option<u64>,
     /// Active anomalies as `signal/kind: first hint`; `None` when the endpoint is missing.
     pub anomalies: Option<Vec<String>>,
     pub output_anomalies_per_second: Option<f64>,
@@ -85,6 +88,7 @@ impl AdminProbe {
             }
         }
         if let Some(drift) = self.get_json("/api/drift").await {
+            seen.drift_round = drift.get("tests_run").and_then(Value::as_u64);
             // Each detector's own verdict (after its multiple-testing
             // correction) decides; the p-value shown is the time series'
             // (the MMD test's): KS p-values are per feature, uncorrected.
@@ -228,6 +232,33 @@ pub struct Detections {
     /// Signals carried over from the previous phase: not credited to the
     /// new phase until they have been seen inactive once.
     carried: BTreeSet<String>,
+    drift: DriftStreak,
+}
+
+/// Test rounds in a row whose verdict must be drift before the demo counts
+/// it. One round runs five detectors (each with a small false-alarm rate);
+/// two in a row is the demo's compressed stand-in for the shipped alert's
+/// `for: 10m`, and makes a chance alarm in a normal phase rare.
+pub const DRIFT_CONFIRM_ROUNDS: u32 = 2;
+
+/// Consecutive drift verdicts, counted once per test round.
+#[derive(Debug, Default)]
+struct DriftStreak {
+    round: Option<u64>,
+    streak: u32,
+}
+
+impl DriftStreak {
+    /// Takes the verdict of `round` (the first look at a round counts; later
+    /// looks at the same round change nothing) and says whether drift is
+    /// confirmed.
+    fn confirm(&mut self, round: u64, verdict: bool) -> bool {
+        if self.round != Some(round) {
+            self.round = Some(round);
+            self.streak = if verdict { self.streak + 1 } else { 0 };
+        }
+        self.streak >= DRIFT_CONFIRM_ROUNDS
+    }
 }
 
 /// Most baseline observations kept.
@@ -271,12 +302,21 @@ impl Detections {
         if seen.error_ratio.is_some_and(|e| e > 0.05) {
             found.push(("errors".to_string(), "error rate above 5%".to_string()));
         }
-        let drift = match seen.drift_detected {
+        let verdict = match seen.drift_detected {
             Some(verdict) => verdict,
             None => seen.drift_p_value.is_some_and(|p| p < 0.05),
         };
+        // Without round numbers (an engine that does not report them) every
+        // look stands alone.
+        let drift = match seen.drift_round {
+            Some(round) => self.drift.confirm(round, verdict),
+            None => verdict,
+        };
         if drift {
-            found.push(("drift".to_string(), "drift detected".to_string()));
+            found.push((
+                "drift".to_string(),
+                format!("drift detected ({DRIFT_CONFIRM_ROUNDS} tests in a row)"),
+            ));
         }
         if seen.output_anomalies_per_second.is_some_and(|r| r > 0.0) {
             found.push((
@@ -386,5 +426,32 @@ mod tests {
                 (9, "p95 latency above 2 s (2.50 s)")
             ]
         );
+    }
+
+    #[test]
+    fn drift_counts_once_confirmed_by_consecutive_rounds() {
+        let look = |round: u64, drift: bool| Observation {
+            drift_round: Some(round),
+            drift_detected: Some(drift),
+            ..Observation::default()
+        };
+        let mut d = Detections::default();
+        // A lone alarm, looked at twice, then a quiet round: not counted.
+        d.update(0, Duration::from_secs(1), &look(1, true));
+        d.update(0, Duration::from_secs(2), &look(1, true));
+        d.update(0, Duration::from_secs(3), &look(2, false));
+        d.update(0, Duration::from_secs(4), &look(3, true));
+        assert_eq!(d.in_phase(0).count(), 0, "{:?}", d.events);
+        // The next round agrees: confirmed.
+        d.update(0, Duration::from_secs(5), &look(4, true));
+        let seen: Vec<(u64, &str)> = d
+            .in_phase(0)
+            .map(|e| (e.offset.as_secs(), e.what.as_str()))
+            .collect();
+        assert_eq!(seen, [(5, "drift detected (2 tests in a row)")]);
+        // A clean round ends the streak.
+        d.update(1, Duration::from_secs(1), &look(5, false));
+        d.update(1, Duration::from_secs(2), &look(6, true));
+        assert_eq!(d.in_phase(1).count(), 0);
     }
 }
