@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Load benchmark: direct to the upstream, through nginx, through haproxy and
-# through magma-monitor, same upstream, same run, interleaved rounds.
+# Load benchmark: direct to the upstream, through nginx, through haproxy,
+# through a bare hyper proxy (examples/bare_proxy.rs: the floor of the
+# libraries magma-monitor is built on) and through magma-monitor, same
+# upstream, same run, interleaved rounds.
 #
 #   bench/load.sh [ROUNDS] [SECONDS]      (defaults: 3 rounds of 10 s per case)
 #
 # wrk runs on CPU 0; the proxies and the upstream on CPU 1 (taskset). Each
 # proxy gets one worker (nginx worker_processes 1, haproxy nbthread 1,
-# magma-monitor TOKIO_WORKER_THREADS=1). Prints a Markdown table of the median
+# bare hyper and magma-monitor TOKIO_WORKER_THREADS=1). Prints a Markdown table of the median
 # over rounds of requests/s, p50 and p99.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,7 @@ CONNS=${CONNS:-50}
 for tool in wrk nginx haproxy taskset; do
   command -v "$tool" >/dev/null || { echo "installing $tool"; apt-get install -y -qq wrk nginx haproxy util-linux >/dev/null; break; }
 done
-cargo build --release --locked --bin magma-monitor --example bench_upstream >/dev/null
+cargo build --release --locked --bin magma-monitor --example bench_upstream --example bare_proxy >/dev/null
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -24,6 +26,7 @@ trap cleanup EXIT
 
 UP=18181; UP_SLOW=18182; NGINX=18281; HAPROXY=18381; MM=18481; MM_ADMIN=18491
 NGINX_SLOW=18282; HAPROXY_SLOW=18382; MM_SLOW=18482; MM_SLOW_ADMIN=18492
+HYPER=18581; HYPER_SLOW=18582
 
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP 0 & pids+=($!)
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP_SLOW 20 & pids+=($!)
@@ -73,6 +76,8 @@ TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/magma-monitor --listen 127.0.
   --upstream http://127.0.0.1:$UP --upstream-health-path / --log-level error & pids+=($!)
 TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/magma-monitor --listen 127.0.0.1:$MM_SLOW --admin-listen 127.0.0.1:$MM_SLOW_ADMIN \
   --upstream http://127.0.0.1:$UP_SLOW --upstream-health-path / --log-level error & pids+=($!)
+TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$HYPER http://127.0.0.1:$UP & pids+=($!)
+TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$HYPER_SLOW http://127.0.0.1:$UP_SLOW & pids+=($!)
 sleep 1
 
 # Request bodies: a small JSON POST and a 1 MiB POST.
@@ -109,11 +114,11 @@ PY
 }
 
 declare -A results
-cases=("small:small:$UP:$NGINX:$HAPROXY:$MM" "1MiB:big:$UP:$NGINX:$HAPROXY:$MM" "20ms-upstream:small:$UP_SLOW:$NGINX_SLOW:$HAPROXY_SLOW:$MM_SLOW")
+cases=("small:small:$UP:$NGINX:$HAPROXY:$HYPER:$MM" "1MiB:big:$UP:$NGINX:$HAPROXY:$HYPER:$MM" "20ms-upstream:small:$UP_SLOW:$NGINX_SLOW:$HAPROXY_SLOW:$HYPER_SLOW:$MM_SLOW")
 for round in $(seq 1 "$ROUNDS"); do
   for spec in "${cases[@]}"; do
-    IFS=: read -r case script direct nginx haproxy mm <<<"$spec"
-    for target in direct:$direct nginx:$nginx haproxy:$haproxy magma-monitor:$mm; do
+    IFS=: read -r case script direct nginx haproxy hyper mm <<<"$spec"
+    for target in direct:$direct nginx:$nginx haproxy:$haproxy hyper:$hyper magma-monitor:$mm; do
       name=${target%%:*}; port=${target##*:}
       r=$(run "$case" "$port" "$script")
       echo "round $round $case $name: $r" >&2
@@ -127,7 +132,7 @@ echo "| case | target | requests/s | p50 ms | p99 ms | non-2xx |"
 echo "|---|---|---:|---:|---:|---:|"
 for spec in "${cases[@]}"; do
   case=${spec%%:*}
-  for name in direct nginx haproxy magma-monitor; do
+  for name in direct nginx haproxy hyper magma-monitor; do
     python3 - "$case" "$name" "${results[$case|$name]}" <<'PY'
 import statistics, sys
 case, name, raw = sys.argv[1:4]

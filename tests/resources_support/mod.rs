@@ -92,10 +92,18 @@ impl Sidecar {
     }
 
     /// Waits until `check` holds for the current /metrics, returns them.
+    /// The first scrape that passes `check` and is followed by another that
+    /// passes it too; the later one is returned. The exporter renders
+    /// counters, gauges and histograms one family after another, so a scrape
+    /// that races a poll can show that poll's gauges without the counters the
+    /// poll recorded just before them; the next scrape cannot.
     pub fn metrics_until(&self, what: &str, check: impl Fn(&Metrics) -> bool) -> Metrics {
         wait_until(Duration::from_secs(20), || {
-            let metrics = self.metrics();
-            check(&metrics).then_some(metrics)
+            if !check(&self.metrics()) {
+                return None;
+            }
+            let settled = self.metrics();
+            check(&settled).then_some(settled)
         })
         .unwrap_or_else(|| {
             panic!(
