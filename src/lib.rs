@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod drift;
 pub mod exposition;
+pub mod handle_cache;
 pub mod health;
 pub mod logging;
 pub mod payload;

@@ -1,45 +1,16 @@
 //! Recording of the per-request metrics.
 //!
-//! Looking a labelled series up in the global registry builds a key and hashes
-//! it on every call; the forward path instead keeps the handles it has already
-//! resolved in small caches keyed by the (static, closed-set) label values, so
-//! recording a request costs a read lock and a few atomic updates.
+//! The forward path keeps the handles it has resolved in [`HandleCache`]s
+//! keyed by the (static, closed-set) label values, so recording a request
+//! costs a read lock and a few atomic updates.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::RwLock;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram};
 
 use super::error::ErrorKind;
+use crate::handle_cache::HandleCache;
 use crate::telemetry::{self, label};
-
-/// Resolved handles of one label combination, created on first use.
-struct HandleCache<K, H> {
-    handles: RwLock<HashMap<K, H>>,
-}
-
-impl<K: Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
-    fn new() -> Self {
-        Self {
-            handles: RwLock::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: K, make: impl FnOnce() -> H) -> H {
-        if let Ok(handles) = self.handles.read() {
-            if let Some(handle) = handles.get(&key) {
-                return handle.clone();
-            }
-        }
-        let handle = make();
-        if let Ok(mut handles) = self.handles.write() {
-            handles.entry(key).or_insert_with(|| handle.clone());
-        }
-        handle
-    }
-}
 
 /// The `status` label of `magma_request_duration_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

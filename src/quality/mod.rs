@@ -13,6 +13,7 @@
 //! - [`api`]: the bodies of `POST /api/feedback` and `POST /api/ground_truth`.
 
 pub mod answer;
+mod answer_metrics;
 pub mod api;
 pub mod checks;
 pub mod diversity;

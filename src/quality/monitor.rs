@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::answer::{AnswerView, ACTION_DIMENSIONS, ACTION_DIMS};
+use super::answer_metrics::AnswerMetrics;
 use super::checks::{self, CheckConfig, CheckOutcome};
 use super::diversity::{DiversityWindow, DISTINCT_NS};
 use super::feedback::{Feedback, FeedbackRecord, RecentFeedback, MAX_COMMENT_BYTES};
@@ -68,6 +69,7 @@ pub struct QualityMonitor {
     store: Mutex<PredictionStore>,
     diversity: Mutex<Vec<DiversityWindow>>,
     recent_feedback: Mutex<RecentFeedback>,
+    metrics: AnswerMetrics,
 }
 
 impl QualityMonitor {
@@ -82,6 +84,7 @@ impl QualityMonitor {
             store: Mutex::new(store),
             diversity: Mutex::new(diversity),
             recent_feedback: Mutex::new(RecentFeedback::default()),
+            metrics: AnswerMetrics::default(),
         }
     }
 
@@ -103,20 +106,17 @@ impl QualityMonitor {
         now: Instant,
     ) -> CheckOutcome {
         let outcome = checks::check(answer, &self.config.checks);
-        let task = answer.task.as_str();
-        metrics::counter!(telemetry::OUTPUTS_CHECKED, "task" => task).increment(1);
+        let (task, m) = (answer.task, &self.metrics);
+        m.checked(task).increment(1);
         for kind in &outcome.anomalies {
-            metrics::counter!(telemetry::OUTPUT_ANOMALIES, "task" => task, "kind" => kind.as_label())
-                .increment(1);
+            m.anomaly(task, *kind).increment(1);
         }
         if answer.text.is_some() {
-            metrics::histogram!(telemetry::OUTPUT_LENGTH, "task" => task)
-                .record(outcome.length_chars as f64);
-            metrics::histogram!(telemetry::OUTPUT_REPETITION, "task" => task)
-                .record(outcome.repetition_ratio);
+            m.length(task).record(outcome.length_chars as f64);
+            m.repetition(task).record(outcome.repetition_ratio);
         }
         if let Some(confidence) = answer.mean_logprob.filter(|v| v.is_finite()) {
-            metrics::histogram!(telemetry::OUTPUT_CONFIDENCE, "task" => task).record(confidence);
+            m.confidence(task).record(confidence);
         }
         for (space, values) in [
             ("normalized", answer.normalized_actions),
@@ -124,8 +124,7 @@ impl QualityMonitor {
         ] {
             for (value, dimension) in values.unwrap_or(&[]).iter().zip(ACTION_DIMENSIONS) {
                 if value.is_finite() {
-                    metrics::histogram!(telemetry::OUTPUT_ACTION, "space" => space, "dimension" => dimension)
-                        .record(*value);
+                    m.action(space, dimension).record(*value);
                 }
             }
         }
@@ -151,13 +150,11 @@ impl QualityMonitor {
         };
         window.push(&tokens);
         let d = window.diversity();
-        let label = task.as_str();
         for (k, n) in DISTINCT_NS.iter().enumerate() {
             let n = if *n == 1 { "1" } else { "2" };
-            metrics::gauge!(telemetry::OUTPUT_DISTINCT_NGRAMS, "task" => label, "n" => n)
-                .set(d.distinct[k]);
+            self.metrics.distinct(task, n).set(d.distinct[k]);
         }
-        metrics::gauge!(telemetry::OUTPUT_IDENTICAL, "task" => label).set(d.identical_answer_ratio);
+        self.metrics.identical(task).set(d.identical_answer_ratio);
     }
 
     fn remember(&self, id: &str, answer: &AnswerView<'_>, outcome: &CheckOutcome, now: Instant) {
@@ -180,7 +177,7 @@ impl QualityMonitor {
 
     fn publish_store(&self, store: &PredictionStore, before: (u64, u64)) {
         let after = store.evictions();
-        metrics::gauge!(telemetry::PREDICTION_STORE_ENTRIES).set(store.len() as f64);
+        self.metrics.store_entries().set(store.len() as f64);
         for (reason, delta) in [
             (Eviction::Capacity, after.0 - before.0),
             (Eviction::Expired, after.1 - before.1),
@@ -190,8 +187,7 @@ impl QualityMonitor {
                     Eviction::Capacity => "capacity",
                     Eviction::Expired => "expired",
                 };
-                metrics::counter!(telemetry::PREDICTION_STORE_EVICTIONS, "reason" => reason)
-                    .increment(delta);
+                self.metrics.evictions(reason).increment(delta);
             }
         }
     }
