@@ -30,24 +30,39 @@ impl Drop for Sidecar {
 }
 
 impl Sidecar {
+    /// Starts the binary on two ports that were free a moment ago. Another
+    /// process may take one of them in between (the tests run in parallel);
+    /// the sidecar then exits at start, and it is started again on new ports.
     fn start(extra: &[&str]) -> Self {
+        for _ in 0..3 {
+            if let Some(sidecar) = Self::try_start(extra) {
+                return sidecar;
+            }
+        }
+        panic!("magma-monitor did not start listening in three attempts");
+    }
+
+    fn try_start(extra: &[&str]) -> Option<Self> {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let listen = format!("127.0.0.1:{}", free_port());
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_magma-monitor"))
-            .args(["--listen", &listen, "--admin-listen", &admin.to_string()])
+            .args(["--listen", &listen.to_string()])
+            .args(["--admin-listen", &admin.to_string()])
             .args(["--upstream", "http://127.0.0.1:9"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start magma-monitor");
-        let sidecar = Self { child, admin };
+        let mut sidecar = Self { child, admin };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(admin).is_err() {
-            assert!(Instant::now() < deadline, "admin port never opened");
+        while TcpStream::connect(listen).is_err() || TcpStream::connect(admin).is_err() {
+            if sidecar.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        sidecar
+        Some(sidecar)
     }
 
     /// One HTTP/1.1 exchange; returns (status, body).

@@ -37,8 +37,19 @@ pub struct Sidecar {
 
 impl Sidecar {
     /// Starts the binary in front of `upstream` with extra flags; waits until
-    /// both ports answer.
+    /// both ports answer. The ports were free a moment before; another test
+    /// running in parallel may take one in between, and the sidecar then
+    /// exits at start: it is started again on new ports.
     pub fn start(upstream: &str, extra: &[&str]) -> Sidecar {
+        for _ in 0..3 {
+            if let Some(sidecar) = Self::try_start(upstream, extra) {
+                return sidecar;
+            }
+        }
+        panic!("magma-monitor did not start listening in three attempts");
+    }
+
+    fn try_start(upstream: &str, extra: &[&str]) -> Option<Sidecar> {
         let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_magma-monitor"))
@@ -57,20 +68,19 @@ impl Sidecar {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cannot start magma-monitor");
-        let sidecar = Sidecar {
+        let mut sidecar = Sidecar {
             child,
             proxy,
             admin,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while StdStream::connect(proxy).is_err() || StdStream::connect(admin).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "magma-monitor did not start listening"
-            );
+            if sidecar.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        sidecar
+        Some(sidecar)
     }
 
     pub fn url(&self, path: &str) -> String {
