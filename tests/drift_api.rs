@@ -3,19 +3,14 @@
 //! `POST /api/drift/reference`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+mod harness;
 
 struct Sidecar {
     child: Child,
@@ -30,39 +25,19 @@ impl Drop for Sidecar {
 }
 
 impl Sidecar {
-    /// Starts the binary on two ports that were free a moment ago. Another
-    /// process may take one of them in between (the tests run in parallel);
-    /// the sidecar then exits at start, and it is started again on new ports.
     fn start(extra: &[&str]) -> Self {
-        for _ in 0..3 {
-            if let Some(sidecar) = Self::try_start(extra) {
-                return sidecar;
-            }
-        }
-        panic!("magma-monitor did not start listening in three attempts");
-    }
-
-    fn try_start(extra: &[&str]) -> Option<Self> {
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_magma-monitor"))
-            .args(["--listen", &listen.to_string()])
-            .args(["--admin-listen", &admin.to_string()])
-            .args(["--upstream", "http://127.0.0.1:9"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start magma-monitor");
-        let mut sidecar = Self { child, admin };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(listen).is_err() || TcpStream::connect(admin).is_err() {
-            if sidecar.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(sidecar)
+        let (child, _, admin) = harness::spawn_listening(|listen, admin| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_magma-monitor"));
+            command
+                .args(["--listen", &listen.to_string()])
+                .args(["--admin-listen", &admin.to_string()])
+                .args(["--upstream", "http://127.0.0.1:9"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            command
+        });
+        Self { child, admin }
     }
 
     /// One HTTP/1.1 exchange; returns (status, body).

@@ -239,7 +239,7 @@ pub struct Detections {
 /// it. One round runs five detectors (each with a small false-alarm rate);
 /// two in a row is the demo's compressed stand-in for the shipped alert's
 /// `for: 10m`, and makes a chance alarm in a normal phase rare.
-pub const DRIFT_CONFIRM_ROUNDS: u32 = 2;
+const DRIFT_CONFIRM_ROUNDS: u32 = 2;
 
 /// Consecutive drift verdicts, counted once per test round.
 #[derive(Debug, Default)]

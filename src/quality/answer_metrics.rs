@@ -7,6 +7,8 @@
 //! [`HandleCache`]). Feedback and ground truth, which arrive over the admin
 //! API, record through the plain macros.
 
+use std::sync::OnceLock;
+
 use metrics::{Counter, Gauge, Histogram};
 
 use super::checks::OutputAnomaly;
@@ -27,7 +29,7 @@ pub struct AnswerMetrics {
     /// Keyed by (task, n of the n-grams).
     distinct: HandleCache<(Task, &'static str), Gauge>,
     identical: HandleCache<Task, Gauge>,
-    store_entries: HandleCache<(), Gauge>,
+    store_entries: OnceLock<Gauge>,
     /// A full store evicts on every insert.
     evictions: HandleCache<&'static str, Counter>,
 }
@@ -95,6 +97,7 @@ impl AnswerMetrics {
 
     pub fn store_entries(&self) -> Gauge {
         self.store_entries
-            .get((), || metrics::gauge!(telemetry::PREDICTION_STORE_ENTRIES))
+            .get_or_init(|| metrics::gauge!(telemetry::PREDICTION_STORE_ENTRIES))
+            .clone()
     }
 }

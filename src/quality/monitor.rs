@@ -1,9 +1,10 @@
 //! The quality monitor: checks answers, exports their measures, remembers them
 //! for feedback and ground truth, and tracks output diversity.
 //!
-//! Shared by the analysis worker (which calls [`QualityMonitor::observe`]) and
-//! the admin routes (feedback, ground truth). Locks are held for O(1) work or
-//! O(n-grams of one answer); nothing here does I/O.
+//! Shared by the proxy (which calls [`QualityMonitor::observe`] once per
+//! exchange, when the last response frame has passed) and the admin routes
+//! (feedback, ground truth). Locks are held for O(1) work or O(n-grams of one
+//! answer); nothing here does I/O.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

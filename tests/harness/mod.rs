@@ -28,6 +28,39 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
+/// Spawns the command `make` builds for a proxy and an admin address, and
+/// waits until both ports answer; returns the child and the two addresses.
+/// The ports were free a moment before; a test running in parallel may take
+/// one in between, and the binary then exits at start: it is started again
+/// on new ports (three attempts).
+pub fn spawn_listening(
+    make: impl Fn(SocketAddr, SocketAddr) -> Command,
+) -> (Child, SocketAddr, SocketAddr) {
+    for _ in 0..3 {
+        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut child = make(proxy, admin)
+            .spawn()
+            .expect("cannot start magma-monitor");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let listening = loop {
+            if StdStream::connect(proxy).is_ok() && StdStream::connect(admin).is_ok() {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if listening {
+            return (child, proxy, admin);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("magma-monitor did not start listening in three attempts");
+}
+
 /// The built magma-monitor binary, running; killed when dropped.
 pub struct Sidecar {
     pub child: Child,
@@ -37,50 +70,26 @@ pub struct Sidecar {
 
 impl Sidecar {
     /// Starts the binary in front of `upstream` with extra flags; waits until
-    /// both ports answer. The ports were free a moment before; another test
-    /// running in parallel may take one in between, and the sidecar then
-    /// exits at start: it is started again on new ports.
+    /// both ports answer.
     pub fn start(upstream: &str, extra: &[&str]) -> Sidecar {
-        for _ in 0..3 {
-            if let Some(sidecar) = Self::try_start(upstream, extra) {
-                return sidecar;
-            }
-        }
-        panic!("magma-monitor did not start listening in three attempts");
-    }
-
-    fn try_start(upstream: &str, extra: &[&str]) -> Option<Sidecar> {
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_magma-monitor"))
-            .args([
-                "--listen",
-                &proxy.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-                "--upstream",
-                upstream,
-            ])
-            .args(["--health-interval", "200ms", "--log-level", "warn"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start magma-monitor");
-        let mut sidecar = Sidecar {
+        let (child, proxy, admin) = spawn_listening(|proxy, admin| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_magma-monitor"));
+            command
+                .args(["--listen", &proxy.to_string()])
+                .args(["--admin-listen", &admin.to_string()])
+                .args(["--upstream", upstream])
+                .args(["--health-interval", "200ms", "--log-level", "warn"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
+            command
+        });
+        Sidecar {
             child,
             proxy,
             admin,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while StdStream::connect(proxy).is_err() || StdStream::connect(admin).is_err() {
-            if sidecar.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        Some(sidecar)
     }
 
     pub fn url(&self, path: &str) -> String {
