@@ -5,17 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::admin::{self, AdminState};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-use crate::config::{NetArgs, ProxyArgs, UpstreamProtocol};
+use crate::config::{ProxyArgs, UpstreamProtocol};
 use crate::health::Health;
-use crate::proxy::forward::{ForwardSettings, ProxyContext, UpstreamClient};
+use crate::proxy::forward::{ForwardSettings, ProxyContext};
 use crate::proxy::listener::{self, ListenerSettings};
 use crate::proxy::metrics::RequestMetrics;
 use crate::proxy::stats::RequestStats;
 use crate::proxy::tap::PayloadContext;
+use crate::proxy::upstream::Upstream;
 use crate::shutdown::{termination_signal, Shutdown};
 use crate::telemetry;
 
@@ -104,6 +101,7 @@ pub async fn serve(
         default_model: leak(&args.net.model_type),
         allowed_models: args.net.allowed_models.iter().map(|m| leak(m)).collect(),
         quality: Some(quality.clone()),
+        metrics: crate::payload::PayloadMetrics::default(),
     });
 
     let admin_listener = tokio::net::TcpListener::bind(args.net.admin_listen)
@@ -161,14 +159,19 @@ pub async fn serve(
     let proxy_listener = tokio::net::TcpListener::bind(args.net.listen)
         .await
         .map_err(|e| format!("cannot listen on --listen {}: {e}", args.net.listen))?;
+    let upstream_version = match args.net.upstream_protocol {
+        UpstreamProtocol::Http1 => http::Version::HTTP_11,
+        UpstreamProtocol::H2c => http::Version::HTTP_2,
+    };
     let context = Arc::new(ProxyContext {
-        client: upstream_client(&args.net),
+        upstream: Upstream::new(
+            &args.net.upstream,
+            upstream_version,
+            args.net.connect_timeout,
+        ),
         settings: ForwardSettings {
             upstream: args.net.upstream.clone(),
-            upstream_version: match args.net.upstream_protocol {
-                UpstreamProtocol::Http1 => http::Version::HTTP_11,
-                UpstreamProtocol::H2c => http::Version::HTTP_2,
-            },
+            upstream_version,
             upstream_timeout: args.net.upstream_timeout,
             max_body_bytes: args.net.max_body_bytes,
             forwarded_headers: !args.net.no_forwarded_headers,
@@ -210,22 +213,6 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(move || resources.join()).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn upstream_client(net: &NetArgs) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(net.connect_timeout));
-    connector.set_nodelay(true);
-    connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(90));
-    if net.upstream_protocol == UpstreamProtocol::H2c {
-        builder.http2_only(true);
-    }
-    builder.build(connector)
 }
 
 /// Label values must be `&'static str`; the few that come from flags are

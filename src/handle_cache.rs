@@ -14,11 +14,15 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 /// Handles of type `H`, one per key `K`, created on first use.
+///
+/// Keys are a few label values from closed sets, hashed on every record:
+/// foldhash rather than the DoS-resistant default, since no key comes from a
+/// client.
 pub struct HandleCache<K, H> {
-    handles: RwLock<HashMap<K, H>>,
+    handles: RwLock<HashMap<K, H, foldhash::fast::RandomState>>,
 }
 
 impl<K: Hash + Eq + Copy, H: Clone> Default for HandleCache<K, H> {
@@ -30,7 +34,7 @@ impl<K: Hash + Eq + Copy, H: Clone> Default for HandleCache<K, H> {
 impl<K: Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
     pub fn new() -> Self {
         Self {
-            handles: RwLock::new(HashMap::new()),
+            handles: RwLock::new(HashMap::default()),
         }
     }
 
@@ -49,10 +53,48 @@ impl<K: Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
     }
 }
 
+/// Handles of type `H` for keys that are small indices (an enum's position
+/// in its `ALL` list), created on first use. Reading a resolved handle is one
+/// atomic load: no hash, no lock, no reference count.
+pub struct HandleTable<H, const N: usize> {
+    slots: [OnceLock<H>; N],
+}
+
+impl<H, const N: usize> Default for HandleTable<H, N> {
+    fn default() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+}
+
+impl<H, const N: usize> HandleTable<H, N> {
+    /// The handle at `index` (below `N`), made by `make` the first time.
+    pub fn get(&self, index: usize, make: impl FnOnce() -> H) -> &H {
+        self.slots[index].get_or_init(make)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    #[test]
+    fn a_table_makes_each_handle_once() {
+        let table: HandleTable<usize, 3> = HandleTable::default();
+        let made = Cell::new(0);
+        for round in 0..3 {
+            for index in 0..3 {
+                let value = table.get(index, || {
+                    made.set(made.get() + 1);
+                    index * 10
+                });
+                assert_eq!(*value, index * 10, "round {round}");
+            }
+        }
+        assert_eq!(made.get(), 3);
+    }
 
     #[test]
     fn makes_each_handle_once() {

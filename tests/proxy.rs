@@ -863,3 +863,126 @@ fn slow_request_heads_are_cut_and_counted() {
     );
     assert!(model.seen().is_empty());
 }
+
+/// A raw HTTP/1.1 upstream that records which connection carried which
+/// request path; with `close_after_each`, it closes every connection shortly
+/// after answering, as a server with a short keep-alive timeout does.
+fn counting_upstream(
+    close_after_each: bool,
+) -> (std::net::SocketAddr, Arc<Mutex<Vec<(usize, String)>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (connection, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .map_or(0, |(_, v)| v.trim().parse().unwrap());
+                    while buffer.len() < end + 4 + length {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buffer.drain(..end + 4 + length);
+                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                    log.lock().unwrap().push((connection, path));
+                    if stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                    if close_after_each {
+                        std::thread::sleep(Duration::from_millis(50));
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// The upstream connections that carried `/echo` requests, in order of use.
+fn echo_connections(seen: &Mutex<Vec<(usize, String)>>) -> Vec<usize> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, path)| path == "/echo")
+        .map(|(connection, _)| *connection)
+        .collect()
+}
+
+#[test]
+fn each_client_connection_keeps_one_upstream_connection() {
+    let (addr, seen) = counting_upstream(false);
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let mut first = std::net::TcpStream::connect(sidecar.proxy).unwrap();
+    let mut second = std::net::TcpStream::connect(sidecar.proxy).unwrap();
+    for stream in [&mut first, &mut second] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+    }
+    for _ in 0..3 {
+        assert_eq!(keep_alive_exchange(&mut first).unwrap(), 200);
+        assert_eq!(keep_alive_exchange(&mut second).unwrap(), 200);
+    }
+    let used = echo_connections(&seen);
+    assert_eq!(used.len(), 6);
+    let mut distinct = used.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        2,
+        "one upstream connection per client connection: {used:?}"
+    );
+    assert_eq!(used[0], used[2], "{used:?}");
+    assert_eq!(used[1], used[3], "{used:?}");
+}
+
+#[test]
+fn an_upstream_connection_closed_between_requests_is_replaced() {
+    let (addr, seen) = counting_upstream(true);
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let mut stream = std::net::TcpStream::connect(sidecar.proxy).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for round in 0..3 {
+        assert_eq!(
+            keep_alive_exchange(&mut stream).unwrap(),
+            200,
+            "round {round}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let used = echo_connections(&seen);
+    assert_eq!(used.len(), 3, "{used:?}");
+    assert!(
+        used[0] != used[1] && used[1] != used[2],
+        "each request after a close went on a new connection: {used:?}"
+    );
+    let text = sidecar.metrics();
+    assert!(!text.contains("magma_request_errors_total"), "{text}");
+}

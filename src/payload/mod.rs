@@ -35,7 +35,7 @@ pub use analysis::{start_analysis, Analysis, StartError};
 pub use body_copy::{BodyCopy, CopiedBody, CopyBudget, CopyOutcome};
 pub use features::{feature_names, FeatureExtractor, Features};
 pub use kinds::{FinishReason, Format, Modality, ResponseFormat, Task};
-pub use record::{record_request, record_response};
+pub use record::PayloadMetrics;
 pub use request_tap::{RequestInfo, RequestTap};
 pub use response_tap::{ResponseInfo, ResponseTap};
 pub use sample_log::{SampleRecord, SampleRing};

@@ -17,7 +17,7 @@ use super::error::ErrorKind;
 use super::metrics::{Finished, Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
-use crate::payload::{record_request, record_response, RequestInfo, RequestTap, ResponseTap};
+use crate::payload::{RequestInfo, RequestTap, ResponseTap};
 use crate::quality::from_payload::answer_view;
 use crate::sample::Sample;
 use crate::telemetry::label;
@@ -103,7 +103,7 @@ impl Exchange {
     /// info kept for the sample.
     pub fn publish_request(&self, tap: RequestTap, payload: &PayloadContext) {
         let info = tap.finish();
-        record_request(&info);
+        payload.metrics.record_request(&info);
         self.set_labels(RequestLabels {
             model_type: payload.model_label(&info),
             modality: info.modality.as_str(),
@@ -255,7 +255,11 @@ impl ExchangeGuard {
     /// analysis (a `try_send`: never waits).
     fn hand_off(&self, side: ResponseSide, model_type: &'static str) {
         let response = side.tap.finish();
-        record_response(&response, self.exchange.route, side.time_to_first_token);
+        side.payload.metrics.record_response(
+            &response,
+            self.exchange.route,
+            side.time_to_first_token,
+        );
         let request = self.exchange.take_request_info();
         let request_id = side.request_id.to_str().unwrap_or("");
         if let Some(quality) = side.payload.quality.as_ref() {

@@ -14,8 +14,6 @@ use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 
 use super::activity::ConnActivity;
 use super::body::{RequestBody, ResponseBody};
@@ -26,15 +24,13 @@ use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
 use super::upgrade;
+use super::upstream::{PinnedUpstream, Upstream, UpstreamError};
 use crate::health::Health;
 use crate::payload::{RequestTap, ResponseTap};
 use crate::telemetry::label;
 
 /// The body type of every response the proxy returns.
 pub type ProxyResponseBody = Either<ResponseBody, Full<Bytes>>;
-
-/// The pooled client to the upstream.
-pub type UpstreamClient = Client<HttpConnector, RequestBody>;
 
 /// Settings of the forward path, fixed at start.
 #[derive(Debug, Clone)]
@@ -49,7 +45,7 @@ pub struct ForwardSettings {
 
 /// Everything the forwarding service shares across requests.
 pub struct ProxyContext {
-    pub client: UpstreamClient,
+    pub upstream: Upstream,
     pub settings: ForwardSettings,
     pub metrics: Arc<RequestMetrics>,
     pub stats: Arc<RequestStats>,
@@ -63,6 +59,7 @@ pub async fn forward(
     context: Arc<ProxyContext>,
     client_addr: SocketAddr,
     connection: Arc<ConnActivity>,
+    pinned: Arc<PinnedUpstream>,
     mut request: Request<Incoming>,
 ) -> Response<ProxyResponseBody> {
     let started = Instant::now();
@@ -123,7 +120,7 @@ pub async fn forward(
     let inbound_overhead = sent - started;
     let answer = tokio::time::timeout(
         context.settings.upstream_timeout,
-        context.client.request(upstream_request),
+        context.upstream.send(&pinned, upstream_request),
     )
     .await;
     let head_arrived = Instant::now();
@@ -246,9 +243,14 @@ fn upstream_request(
     tap: Option<(RequestTap, Arc<PayloadContext>)>,
 ) -> Result<Request<RequestBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let uri = super::upstream_uri(&settings.upstream, path_and_query)
-        .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
+    let uri = match parts.uri.path_and_query() {
+        // Reused as parsed when the upstream has no path prefix.
+        Some(pq) if settings.upstream.path().trim_end_matches('/').is_empty() => {
+            super::with_path_and_query(&settings.upstream, pq.clone())
+        }
+        pq => super::upstream_uri(&settings.upstream, pq.map_or("/", |pq| pq.as_str())),
+    }
+    .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
     if !parts.headers.contains_key(HOST) {
         if let Some(authority) = parts.uri.authority() {
@@ -276,7 +278,7 @@ fn upstream_request(
 fn classify_client_error(
     exchange: &Exchange,
     settings: &ForwardSettings,
-    error: &hyper_util::client::legacy::Error,
+    error: &UpstreamError,
 ) -> ProxyError {
     if exchange.is_over_limit() {
         return ProxyError::TooLarge {
@@ -287,6 +289,9 @@ fn classify_client_error(
         return ProxyError::BadRequest(
             "the client's request body broke off before it was complete",
         );
+    }
+    if matches!(error, UpstreamError::ConnectTimeout { .. }) {
+        return ProxyError::UpstreamTimeout(settings.upstream_timeout);
     }
     if let Some(io) = find_source::<std::io::Error>(error) {
         if io.kind() == std::io::ErrorKind::TimedOut {

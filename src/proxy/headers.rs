@@ -114,9 +114,13 @@ pub fn client_request_id(headers: &HeaderMap) -> Option<&HeaderValue> {
 
 /// A new random request id: 32 lowercase hex digits (128 bits).
 pub fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits: u128 = rand::random();
-    let text = format!("{bits:032x}");
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut text = [0u8; 32];
+    for (i, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// Whether the request carries both framing headers, or several differing
@@ -201,7 +205,13 @@ mod tests {
         assert!(client_request_id(&map(&[("x-request-id", "a"), ("x-request-id", "b")])).is_none());
         let id = new_request_id();
         assert_eq!(id.len(), 32);
+        assert!(id
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)));
         assert_ne!(id, new_request_id());
+        // Generated ids are kept when they come back from a client.
+        assert!(client_request_id(&map(&[("x-request-id", id.to_str().unwrap())])).is_some());
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use super::activity::{self, ConnActivity, Expired, TrackedIo};
 use super::error::{find_source, json_error};
 use super::forward::{forward, ProxyContext};
+use super::upstream::PinnedUpstream;
 use crate::shutdown::ShutdownSignal;
 use crate::telemetry;
 
@@ -156,6 +157,7 @@ struct ForwardService {
     context: Arc<ProxyContext>,
     peer: SocketAddr,
     activity: Arc<ConnActivity>,
+    pinned: Arc<PinnedUpstream>,
 }
 
 type ForwardFuture = std::pin::Pin<
@@ -181,8 +183,9 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for ForwardService {
     fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> ForwardFuture {
         let context = self.context.clone();
         let activity = self.activity.clone();
+        let pinned = self.pinned.clone();
         let peer = self.peer;
-        Box::pin(async move { Ok(forward(context, peer, activity, request).await) })
+        Box::pin(async move { Ok(forward(context, peer, activity, pinned, request).await) })
     }
 }
 
@@ -197,6 +200,7 @@ fn client_service(
             context,
             peer,
             activity,
+            pinned: Arc::default(),
         });
     TowerToHyperService::new(service)
 }

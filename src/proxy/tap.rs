@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::payload::{RequestInfo, TaskClassifier};
+use crate::payload::{PayloadMetrics, RequestInfo, TaskClassifier};
 use crate::quality::QualityMonitor;
 use crate::sample::{SampleSender, Sampler};
 use crate::telemetry::label;
@@ -24,6 +24,8 @@ pub struct PayloadContext {
     pub allowed_models: Vec<&'static str>,
     /// Checks every model answer and keeps predictions for feedback and ground truth.
     pub quality: Option<Arc<QualityMonitor>>,
+    /// Handles of the payload metrics (create after the recorder is installed).
+    pub metrics: PayloadMetrics,
 }
 
 impl PayloadContext {

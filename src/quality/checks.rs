@@ -37,6 +37,11 @@ impl OutputAnomaly {
         OutputAnomaly::CoordinatesOutOfRange,
     ];
 
+    /// Position in [`OutputAnomaly::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_label(self) -> &'static str {
         match self {
             OutputAnomaly::Empty => "empty",
@@ -171,6 +176,13 @@ fn within(values: &[f64], bounds: &[(f64, f64); ACTION_DIMS]) -> bool {
 mod tests {
     use super::super::task::Task;
     use super::*;
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        for (i, kind) in OutputAnomaly::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
+        }
+    }
 
     fn kinds(answer: AnswerView<'_>) -> Vec<OutputAnomaly> {
         check(&answer, &CheckConfig::default()).anomalies

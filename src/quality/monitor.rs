@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::answer::{AnswerView, ACTION_DIMENSIONS, ACTION_DIMS};
+use super::answer::{AnswerView, ACTION_DIMS};
 use super::answer_metrics::AnswerMetrics;
 use super::checks::{self, CheckConfig, CheckOutcome};
 use super::diversity::{DiversityWindow, DISTINCT_NS};
@@ -119,11 +119,11 @@ impl QualityMonitor {
         if let Some(confidence) = answer.mean_logprob.filter(|v| v.is_finite()) {
             m.confidence(task).record(confidence);
         }
-        for (space, values) in [
-            ("normalized", answer.normalized_actions),
-            ("delta", answer.delta_values),
-        ] {
-            for (value, dimension) in values.unwrap_or(&[]).iter().zip(ACTION_DIMENSIONS) {
+        for (space, values) in [answer.normalized_actions, answer.delta_values]
+            .into_iter()
+            .enumerate()
+        {
+            for (dimension, value) in values.unwrap_or(&[]).iter().take(ACTION_DIMS).enumerate() {
                 if value.is_finite() {
                     m.action(space, dimension).record(*value);
                 }
@@ -151,9 +151,8 @@ impl QualityMonitor {
         };
         window.push(&tokens);
         let d = window.diversity();
-        for (k, n) in DISTINCT_NS.iter().enumerate() {
-            let n = if *n == 1 { "1" } else { "2" };
-            self.metrics.distinct(task, n).set(d.distinct[k]);
+        for k in 0..DISTINCT_NS.len() {
+            self.metrics.distinct(task, k).set(d.distinct[k]);
         }
         self.metrics.identical(task).set(d.identical_answer_ratio);
     }

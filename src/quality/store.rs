@@ -6,7 +6,9 @@
 //! (expired entries are dropped when looked up or when they reach the front).
 //! Request ids longer than `MAX_ID_BYTES` are never stored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::answer::ACTION_DIMS;
@@ -32,6 +34,7 @@ pub struct Prediction {
 struct Slot {
     prediction: Prediction,
     recorded: Instant,
+    /// The tick of this id's live entry in `order`.
     tick: u64,
 }
 
@@ -42,13 +45,27 @@ pub enum Eviction {
     Expired,
 }
 
+/// One use of an id in the recency queue. `recorded` is the slot's time
+/// of recording, so the expiry sweep needs no lookup while nothing expired.
+struct Use {
+    tick: u64,
+    recorded: Instant,
+    id: Arc<str>,
+}
+
 /// LRU + TTL map from request id to prediction.
+///
+/// Recency is a queue of `(tick, id)`, oldest use first. A use pushes a new
+/// entry and leaves the old one behind as stale (its tick no longer matches
+/// the slot's), so recording and touching are O(1) with one allocation per
+/// new id; stale entries are skipped when they reach the front and swept out
+/// once they outnumber the live ones.
 pub struct PredictionStore {
     capacity: usize,
     ttl: Duration,
-    slots: HashMap<String, Slot>,
-    /// Access order: tick -> id; the smallest tick is the least recently used.
-    order: BTreeMap<u64, String>,
+    /// Request ids come from clients: keep the DoS-resistant default hasher.
+    slots: HashMap<Arc<str>, Slot>,
+    order: VecDeque<Use>,
     next_tick: u64,
     evicted: [u64; 2],
 }
@@ -69,7 +86,7 @@ impl PredictionStore {
             capacity: capacity.max(1),
             ttl,
             slots: HashMap::new(),
-            order: BTreeMap::new(),
+            order: VecDeque::new(),
             next_tick: 0,
             evicted: [0, 0],
         }
@@ -95,26 +112,45 @@ impl PredictionStore {
             return false;
         }
         self.drop_expired_front(now);
-        if let Some(old) = self.slots.remove(id) {
-            self.order.remove(&old.tick);
+        let tick = self.bump();
+        if let Some(slot) = self.slots.get_mut(id) {
+            *slot = Slot {
+                prediction,
+                recorded: now,
+                tick,
+            };
+            let key = self.slots.get_key_value(id).map(|(k, _)| k.clone());
+            if let Some(id) = key {
+                self.order.push_back(Use {
+                    tick,
+                    recorded: now,
+                    id,
+                });
+            }
+            self.sweep_stale();
+            return true;
         }
         while self.slots.len() >= self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else {
+            if !self.pop_least_recent() {
                 break;
-            };
-            self.slots.remove(&oldest);
+            }
             self.evicted[0] += 1;
         }
-        let tick = self.bump();
-        self.order.insert(tick, id.to_owned());
+        let key: Arc<str> = Arc::from(id);
+        self.order.push_back(Use {
+            tick,
+            recorded: now,
+            id: key.clone(),
+        });
         self.slots.insert(
-            id.to_owned(),
+            key,
             Slot {
                 prediction,
                 recorded: now,
                 tick,
             },
         );
+        self.sweep_stale();
         true
     }
 
@@ -125,18 +161,28 @@ impl PredictionStore {
             Some(slot) => now.saturating_duration_since(slot.recorded) > self.ttl,
         };
         if expired {
-            if let Some(slot) = self.slots.remove(id) {
-                self.order.remove(&slot.tick);
-                self.evicted[1] += 1;
-            }
+            // Its queue entry turns stale with the slot gone.
+            self.slots.remove(id);
+            self.evicted[1] += 1;
             return Lookup::Expired;
         }
         let tick = self.bump();
+        let Some((key, recorded)) = self
+            .slots
+            .get_key_value(id)
+            .map(|(key, slot)| (key.clone(), slot.recorded))
+        else {
+            return Lookup::Unknown;
+        };
+        self.order.push_back(Use {
+            tick,
+            recorded,
+            id: key,
+        });
+        self.sweep_stale();
         match self.slots.get_mut(id) {
             Some(slot) => {
-                self.order.remove(&slot.tick);
                 slot.tick = tick;
-                self.order.insert(tick, id.to_owned());
                 Lookup::Found(&mut slot.prediction)
             }
             None => Lookup::Unknown,
@@ -148,22 +194,55 @@ impl PredictionStore {
         self.next_tick
     }
 
+    /// Removes `entry`'s slot when the entry is its live use.
+    fn remove_if_live(&mut self, entry: &Use) -> bool {
+        match self.slots.entry(entry.id.clone()) {
+            Entry::Occupied(slot) if slot.get().tick == entry.tick => {
+                slot.remove();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes the least recently used entry.
+    fn pop_least_recent(&mut self) -> bool {
+        while let Some(entry) = self.order.pop_front() {
+            if self.remove_if_live(&entry) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Drops expired entries from the least-recently-used end.
     fn drop_expired_front(&mut self, now: Instant) {
-        while let Some((&tick, id)) = self.order.first_key_value() {
-            let expired = self
-                .slots
-                .get(id)
-                .is_none_or(|slot| now.saturating_duration_since(slot.recorded) > self.ttl);
-            if !expired {
+        while let Some(entry) = self.order.front() {
+            // Only the front is swept; an expired entry further back goes
+            // when it is looked up or reaches the front.
+            if now.saturating_duration_since(entry.recorded) <= self.ttl {
                 break;
             }
-            if let Some(id) = self.order.remove(&tick) {
-                if self.slots.remove(&id).is_some() {
+            if let Some(entry) = self.order.pop_front() {
+                if self.remove_if_live(&entry) {
                     self.evicted[1] += 1;
                 }
             }
         }
+    }
+
+    /// Keeps the queue within twice the live entries (plus slack), so a hot
+    /// id touched again and again cannot grow it without bound.
+    fn sweep_stale(&mut self) {
+        if self.order.len() <= 2 * self.slots.len() + 64 {
+            return;
+        }
+        let slots = &self.slots;
+        self.order.retain(|entry| {
+            slots
+                .get(&entry.id)
+                .is_some_and(|slot| slot.tick == entry.tick)
+        });
     }
 }
 
@@ -210,6 +289,31 @@ mod tests {
         store.insert("c", prediction("C"), start + Duration::from_secs(20));
         assert_eq!(store.len(), 1, "b expired and was swept on insert");
         assert_eq!(store.evictions(), (0, 2));
+    }
+
+    #[test]
+    fn a_hot_id_does_not_grow_the_recency_queue() {
+        let now = Instant::now();
+        let mut store = PredictionStore::new(4, Duration::from_secs(60));
+        store.insert("a", prediction("A"), now);
+        store.insert("b", prediction("B"), now);
+        for _ in 0..10_000 {
+            assert!(matches!(store.get("a", now), Lookup::Found(_)));
+        }
+        store.insert("b", prediction("B2"), now);
+        assert!(
+            store.order.len() <= 2 * store.len() + 64,
+            "{}",
+            store.order.len()
+        );
+        assert_eq!(store.len(), 2);
+        // "b" was replaced after the touches of "a": "a" goes first.
+        store.insert("c", prediction("C"), now);
+        store.insert("d", prediction("D"), now);
+        store.insert("e", prediction("E"), now);
+        assert!(matches!(store.get("a", now), Lookup::Unknown));
+        assert!(matches!(store.get("b", now), Lookup::Found(p) if p.text == "B2"));
+        assert_eq!(store.evictions(), (1, 0));
     }
 
     #[test]
