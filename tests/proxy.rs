@@ -864,16 +864,17 @@ fn slow_request_heads_are_cut_and_counted() {
     assert!(model.seen().is_empty());
 }
 
+/// (upstream connection number, request path) of each request, in order.
+type ConnectionLog = Arc<Mutex<Vec<(usize, String)>>>;
+
 /// A raw HTTP/1.1 upstream that records which connection carried which
 /// request path; with `close_after_each`, it closes every connection shortly
 /// after answering, as a server with a short keep-alive timeout does.
-fn counting_upstream(
-    close_after_each: bool,
-) -> (std::net::SocketAddr, Arc<Mutex<Vec<(usize, String)>>>) {
+fn counting_upstream(close_after_each: bool) -> (std::net::SocketAddr, ConnectionLog) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let seen: ConnectionLog = Arc::default();
     let log = seen.clone();
     std::thread::spawn(move || {
         for (connection, stream) in listener.incoming().enumerate() {
