@@ -13,14 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${1:?nginx, hyper or magma-monitor}
 SECONDS_PER=${2:-8}
-for tool in wrk nginx taskset; do
-  command -v "$tool" >/dev/null || { apt-get install -y -qq wrk nginx util-linux >/dev/null; break; }
-done
-cargo build --release --locked --bin magma-monitor --example bench_upstream --example bare_proxy >/dev/null
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source bench/common.sh
+bench_setup
 UP=18191; PROXY=18591
 
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP 0 & pids+=($!)
@@ -32,19 +26,7 @@ case $TARGET in
   hyper)
     TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$PROXY http://127.0.0.1:$UP & pids+=($!) ;;
   nginx)
-    cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream fast { server 127.0.0.1:$UP; keepalive 128; }
-  server { listen 127.0.0.1:$PROXY; location / { proxy_pass http://fast; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_request_buffering off; proxy_buffering off; } }
-}
-NGINX
+    nginx_conf "$PROXY:$UP"
     taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" & pids+=($!) ;;
   *) echo "unknown target $TARGET" >&2; exit 2 ;;
 esac

@@ -15,14 +15,8 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 SECONDS_PER=${2:-10}
 CONNS=${CONNS:-50}
-for tool in wrk nginx haproxy taskset; do
-  command -v "$tool" >/dev/null || { echo "installing $tool"; apt-get install -y -qq wrk nginx haproxy util-linux >/dev/null; break; }
-done
-cargo build --release --locked --bin magma-monitor --example bench_upstream --example bare_proxy >/dev/null
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source bench/common.sh
+bench_setup
 
 UP=18181; UP_SLOW=18182; NGINX=18281; HAPROXY=18381; MM=18481; MM_ADMIN=18491
 NGINX_SLOW=18282; HAPROXY_SLOW=18382; MM_SLOW=18482; MM_SLOW_ADMIN=18492
@@ -31,22 +25,7 @@ HYPER=18581; HYPER_SLOW=18582
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP 0 & pids+=($!)
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP_SLOW 20 & pids+=($!)
 
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_max_body_size 64m;
-  client_body_buffer_size 2m;
-  upstream fast { server 127.0.0.1:$UP; keepalive 128; }
-  upstream slow { server 127.0.0.1:$UP_SLOW; keepalive 128; }
-  server { listen 127.0.0.1:$NGINX; location / { proxy_pass http://fast; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_request_buffering off; proxy_buffering off; } }
-  server { listen 127.0.0.1:$NGINX_SLOW; location / { proxy_pass http://slow; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_request_buffering off; proxy_buffering off; } }
-}
-NGINX
+nginx_conf "$NGINX:$UP" "$NGINX_SLOW:$UP_SLOW"
 taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
 
 cat > "$work/haproxy.cfg" <<HAPROXY
