@@ -243,14 +243,8 @@ fn upstream_request(
     tap: Option<(RequestTap, Arc<PayloadContext>)>,
 ) -> Result<Request<RequestBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let uri = match parts.uri.path_and_query() {
-        // Reused as parsed when the upstream has no path prefix.
-        Some(pq) if settings.upstream.path().trim_end_matches('/').is_empty() => {
-            super::with_path_and_query(&settings.upstream, pq.clone())
-        }
-        pq => super::upstream_uri(&settings.upstream, pq.map_or("/", |pq| pq.as_str())),
-    }
-    .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
+    let uri = super::request_upstream_uri(&settings.upstream, parts.uri.path_and_query())
+        .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
     if !parts.headers.contains_key(HOST) {
         if let Some(authority) = parts.uri.authority() {

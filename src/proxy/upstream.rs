@@ -149,12 +149,12 @@ impl Upstream {
                     checkout.sender = Some(sender);
                     return Ok(response);
                 }
-                // The request never left: the kept-alive connection was closed
-                // by the upstream in between. One retry on a new connection.
-                Err(mut error) if !fresh && error.message().is_some() => {
-                    request = error.take_message().expect("checked just above");
-                }
-                Err(error) => return Err(UpstreamError::Exchange(error.into_error())),
+                Err(mut error) => match error.take_message() {
+                    // The request never left: the kept-alive connection was
+                    // closed by the upstream in between. One retry on a new one.
+                    Some(unsent) if !fresh => request = unsent,
+                    _ => return Err(UpstreamError::Exchange(error.into_error())),
+                },
             }
         }
     }
