@@ -181,8 +181,12 @@ fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
 
 #[test]
 fn bodies_pass_byte_for_byte_both_ways() {
+    bodies_pass_byte_for_byte_both_ways_with(&[]);
+}
+
+fn bodies_pass_byte_for_byte_both_ways_with(threads: &[&str]) {
     let model = model();
-    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let sidecar = Sidecar::start(&model.upstream.url(), threads);
     let mut big = vec![0u8; 5 * 1024 * 1024];
     let mut state = 0x1234_5678_u32;
     for byte in big.iter_mut() {
@@ -221,9 +225,13 @@ fn bodies_pass_byte_for_byte_both_ways() {
 
 #[test]
 fn server_sent_events_flow_chunk_by_chunk() {
+    server_sent_events_flow_chunk_by_chunk_with(&[]);
+}
+
+fn server_sent_events_flow_chunk_by_chunk_with(threads: &[&str]) {
     use std::io::{Read, Write};
     let model = model();
-    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let sidecar = Sidecar::start(&model.upstream.url(), threads);
     let mut stream = std::net::TcpStream::connect(sidecar.proxy).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -530,8 +538,12 @@ fn connection_limit_refuses_and_counts() {
 
 #[test]
 fn websocket_echo_through_the_proxy() {
+    websocket_echo_through_the_proxy_with(&[]);
+}
+
+fn websocket_echo_through_the_proxy_with(threads: &[&str]) {
     let model = model();
-    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let sidecar = Sidecar::start(&model.upstream.url(), threads);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (mut socket, response) =
@@ -561,12 +573,14 @@ fn websocket_echo_through_the_proxy() {
 
 #[test]
 fn http2_prior_knowledge_both_sides() {
+    http2_prior_knowledge_both_sides_with(&[]);
+}
+
+fn http2_prior_knowledge_both_sides_with(threads: &[&str]) {
     let model = model();
     for upstream_protocol in ["http1", "h2c"] {
-        let sidecar = Sidecar::start(
-            &model.upstream.url(),
-            &["--upstream-protocol", upstream_protocol],
-        );
+        let args = [&["--upstream-protocol", upstream_protocol], threads].concat();
+        let sidecar = Sidecar::start(&model.upstream.url(), &args);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let client =
@@ -595,8 +609,15 @@ fn http2_prior_knowledge_both_sides() {
 
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits() {
+    sigterm_drains_in_flight_requests_then_exits_with(&[]);
+}
+
+fn sigterm_drains_in_flight_requests_then_exits_with(threads: &[&str]) {
     let model = model();
-    let mut sidecar = Sidecar::start(&model.upstream.url(), &["--drain-timeout", "10s"]);
+    let mut sidecar = Sidecar::start(
+        &model.upstream.url(),
+        &[&["--drain-timeout", "10s"], threads].concat(),
+    );
     sidecar.wait_ready(200);
     let proxy = sidecar.proxy;
     let slow = std::thread::spawn(move || {
@@ -986,4 +1007,16 @@ fn an_upstream_connection_closed_between_requests_is_replaced() {
     );
     let text = sidecar.metrics();
     assert!(!text.contains("magma_request_errors_total"), "{text}");
+}
+
+/// `--worker-threads 1` puts the proxy on the single-threaded runtime: the
+/// transport checks above hold there too.
+#[test]
+fn a_single_serving_thread_passes_the_transport_checks() {
+    let one = ["--worker-threads", "1"];
+    bodies_pass_byte_for_byte_both_ways_with(&one);
+    server_sent_events_flow_chunk_by_chunk_with(&one);
+    websocket_echo_through_the_proxy_with(&one);
+    http2_prior_knowledge_both_sides_with(&one);
+    sigterm_drains_in_flight_requests_then_exits_with(&one);
 }
