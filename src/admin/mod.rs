@@ -165,6 +165,9 @@ async fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Byte
 /// The full Prometheus text exposition, as `/metrics` serves it (the
 /// dashboard's time series samples the same text).
 pub(crate) fn exposition(state: &AdminState) -> String {
+    if let Some(quality) = &state.quality {
+        quality.publish_state();
+    }
     let mut body = state.prometheus.render();
     crate::resources::self_process::render(&mut body);
     body

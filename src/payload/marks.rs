@@ -86,6 +86,12 @@ fn num(caps: &regex::Captures<'_>, i: usize) -> Option<f64> {
 /// Parses the answer text (callers pass a bounded prefix).
 pub fn parse_marks(text: &str) -> MarkAnswer {
     let mut answer = MarkAnswer::default();
+    // Every pattern needs a digit (`\d` also matches non-ASCII digits, so
+    // any non-ASCII byte keeps the text in). Most chat and VQA answers have
+    // none, and then no regex runs at all.
+    if !text.bytes().any(|b| b.is_ascii_digit() || !b.is_ascii()) {
+        return answer;
+    }
     let Some(p) = PATTERNS.as_ref() else {
         return answer;
     };

@@ -5,7 +5,6 @@
 //! wrapped to be counted, and nothing else changes: the body bytes, the other
 //! headers (repeated ones included) and trailers pass as they came.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +56,7 @@ pub struct ProxyContext {
 /// Forwards one request. Never fails: problems become JSON answers.
 pub async fn forward(
     context: Arc<ProxyContext>,
-    client_addr: SocketAddr,
+    forwarded_for: HeaderValue,
     connection: Arc<ConnActivity>,
     pinned: Arc<PinnedUpstream>,
     mut request: Request<Incoming>,
@@ -105,7 +104,7 @@ pub async fn forward(
     });
     let upstream_request = match upstream_request(
         &context.settings,
-        client_addr,
+        &forwarded_for,
         request,
         &request_id,
         exchange.clone(),
@@ -235,7 +234,7 @@ fn check_request(
 /// Rewrites the client's request into the upstream request.
 fn upstream_request(
     settings: &ForwardSettings,
-    client_addr: SocketAddr,
+    forwarded_for: &HeaderValue,
     request: Request<Incoming>,
     request_id: &HeaderValue,
     exchange: Arc<Exchange>,
@@ -260,7 +259,7 @@ fn upstream_request(
         wants_upgrade && settings.upstream_version == Version::HTTP_11,
     );
     if settings.forwarded_headers {
-        headers::add_forwarded(&mut parts.headers, client_addr.ip());
+        headers::add_forwarded(&mut parts.headers, forwarded_for);
     }
     parts
         .headers

@@ -155,7 +155,8 @@ type ClientService =
 #[derive(Clone)]
 struct ForwardService {
     context: Arc<ProxyContext>,
-    peer: SocketAddr,
+    /// The client's address, rendered once for X-Forwarded-For.
+    forwarded_for: http::HeaderValue,
     activity: Arc<ConnActivity>,
     pinned: Arc<PinnedUpstream>,
 }
@@ -184,8 +185,10 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for ForwardService {
         let context = self.context.clone();
         let activity = self.activity.clone();
         let pinned = self.pinned.clone();
-        let peer = self.peer;
-        Box::pin(async move { Ok(forward(context, peer, activity, pinned, request).await) })
+        let forwarded_for = self.forwarded_for.clone();
+        Box::pin(
+            async move { Ok(forward(context, forwarded_for, activity, pinned, request).await) },
+        )
     }
 }
 
@@ -198,7 +201,7 @@ fn client_service(
         .layer(CatchPanicLayer::custom(PanicResponse))
         .service(ForwardService {
             context,
-            peer,
+            forwarded_for: super::headers::forwarded_for(peer.ip()),
             activity,
             pinned: Arc::default(),
         });

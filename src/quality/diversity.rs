@@ -55,6 +55,11 @@ impl DiversityWindow {
         }
     }
 
+    /// True until the first non-empty answer.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Adds one answer's tokens (empty answers are not counted).
     pub fn push(&mut self, tokens: &[String]) {
         if tokens.is_empty() {

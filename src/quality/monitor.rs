@@ -15,7 +15,7 @@ use super::checks::{self, CheckConfig, CheckOutcome};
 use super::diversity::{DiversityWindow, DISTINCT_NS};
 use super::feedback::{Feedback, FeedbackRecord, RecentFeedback, MAX_COMMENT_BYTES};
 use super::scoring::{self, GroundTruth, GroundTruthError, Scores};
-use super::store::{Eviction, Lookup, Prediction, PredictionStore};
+use super::store::{Lookup, Prediction, PredictionStore};
 use super::task::Task;
 use crate::payload::task::truncate_at_char;
 use crate::telemetry;
@@ -93,9 +93,10 @@ impl QualityMonitor {
         &self.config
     }
 
-    /// Checks one answer, exports its measures and anomalies, updates the
-    /// diversity gauges, and records it under `request_id` (when given) for
-    /// later feedback and ground truth.
+    /// Checks one answer, exports its measures and anomalies, adds it to its
+    /// task's diversity window, and records it under `request_id` (when
+    /// given) for later feedback and ground truth. The state gauges follow at
+    /// the next [`Self::publish_state`].
     pub fn observe(&self, request_id: Option<&str>, answer: &AnswerView<'_>) -> CheckOutcome {
         self.observe_at(request_id, answer, Instant::now())
     }
@@ -146,15 +147,38 @@ impl QualityMonitor {
         let Ok(mut windows) = self.diversity.lock() else {
             return;
         };
-        let Some(window) = windows.get_mut(task.index()) else {
-            return;
-        };
-        window.push(&tokens);
-        let d = window.diversity();
-        for k in 0..DISTINCT_NS.len() {
-            self.metrics.distinct(task, k).set(d.distinct[k]);
+        if let Some(window) = windows.get_mut(task.index()) {
+            window.push(&tokens);
         }
-        self.metrics.identical(task).set(d.identical_answer_ratio);
+    }
+
+    /// Brings the gauges that describe the monitor's state (diversity per
+    /// task, prediction store size and evictions) up to date. Called when
+    /// metrics are rendered rather than per answer: a window's diversity
+    /// costs a pass over the window, and a gauge nobody reads between two
+    /// scrapes need not be written per request.
+    pub fn publish_state(&self) {
+        if let Ok(windows) = self.diversity.lock() {
+            for (task, window) in Task::ALL.iter().zip(windows.iter()) {
+                if window.is_empty() {
+                    continue;
+                }
+                let d = window.diversity();
+                for k in 0..DISTINCT_NS.len() {
+                    self.metrics.distinct(*task, k).set(d.distinct[k]);
+                }
+                self.metrics.identical(*task).set(d.identical_answer_ratio);
+            }
+        }
+        if let Ok(store) = self.store.lock() {
+            self.metrics.store_entries().set(store.len() as f64);
+            let (capacity, expired) = store.evictions();
+            for (reason, total) in [("capacity", capacity), ("expired", expired)] {
+                if total > 0 {
+                    self.metrics.evictions(reason).absolute(total);
+                }
+            }
+        }
     }
 
     fn remember(&self, id: &str, answer: &AnswerView<'_>, outcome: &CheckOutcome, now: Instant) {
@@ -167,28 +191,8 @@ impl QualityMonitor {
             marks: outcome.marks.clone(),
             rated: false,
         };
-        let Ok(mut store) = self.store.lock() else {
-            return;
-        };
-        let before = store.evictions();
-        store.insert(id, prediction, now);
-        self.publish_store(&store, before);
-    }
-
-    fn publish_store(&self, store: &PredictionStore, before: (u64, u64)) {
-        let after = store.evictions();
-        self.metrics.store_entries().set(store.len() as f64);
-        for (reason, delta) in [
-            (Eviction::Capacity, after.0 - before.0),
-            (Eviction::Expired, after.1 - before.1),
-        ] {
-            if delta > 0 {
-                let reason = match reason {
-                    Eviction::Capacity => "capacity",
-                    Eviction::Expired => "expired",
-                };
-                self.metrics.evictions(reason).increment(delta);
-            }
+        if let Ok(mut store) = self.store.lock() {
+            store.insert(id, prediction, now);
         }
     }
 
@@ -283,17 +287,14 @@ impl QualityMonitor {
             .store
             .lock()
             .map_err(|_| ApplyError::UnknownId(id.to_owned()))?;
-        let before = store.evictions();
-        let result = match store.get(id, now) {
+        match store.get(id, now) {
             Lookup::Found(prediction) => Ok(apply(prediction)),
             Lookup::Unknown => Err(ApplyError::UnknownId(id.to_owned())),
             Lookup::Expired => Err(ApplyError::Expired(
                 id.to_owned(),
                 self.config.store_ttl.as_secs(),
             )),
-        };
-        self.publish_store(&store, before);
-        result
+        }
     }
 }
 
@@ -374,5 +375,45 @@ mod tests {
             scores.get(scoring::QualityMetric::GripperAgreement),
             Some(1.0)
         );
+    }
+
+    #[test]
+    fn state_gauges_follow_at_publish_not_per_answer() {
+        let (recorder, handle) = crate::telemetry::build_recorder(&Default::default()).unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            let m = monitor();
+            let now = Instant::now();
+            for (i, text) in ["a b", "a b", "c d", "a b", "e f", "a b"]
+                .iter()
+                .enumerate()
+            {
+                let id = format!("r{i}");
+                m.observe_at(Some(&id), &AnswerView::text(Task::VisualQa, text), now);
+            }
+            let before = handle.render();
+            assert!(!before.contains(telemetry::OUTPUT_IDENTICAL), "{before}");
+            assert!(
+                !before.contains(telemetry::PREDICTION_STORE_ENTRIES),
+                "{before}"
+            );
+            m.publish_state();
+        });
+        let text = handle.render();
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
+        };
+        // Six answers, "a b" four times; a store of 4 evicted the first two.
+        assert_eq!(
+            value("magma_output_identical_answer_ratio{task=\"visual_qa\"}"),
+            4.0 / 6.0
+        );
+        assert_eq!(value("magma_prediction_store_entries"), 4.0);
+        assert_eq!(
+            value("magma_prediction_store_evictions_total{reason=\"capacity\"}"),
+            2.0
+        );
+        assert!(!text.contains("reason=\"expired\""), "{text}");
     }
 }

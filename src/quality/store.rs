@@ -38,13 +38,6 @@ struct Slot {
     tick: u64,
 }
 
-/// Why an entry left the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Eviction {
-    Capacity,
-    Expired,
-}
-
 /// One use of an id in the recency queue. `recorded` is the slot's time
 /// of recording, so the expiry sweep needs no lookup while nothing expired.
 struct Use {
