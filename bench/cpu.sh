@@ -5,10 +5,12 @@
 #   MAGMA_MONITOR_BIN=path bench/cpu.sh magma-monitor  (compare two builds)
 #
 # Same pinning as bench/load.sh: wrk on CPU 0, the upstream and the proxy on
-# CPU 1, one worker. Reads the proxy's utime/stime (/proc/PID/stat) and
-# context switches (/proc/PID/task/*/status) before and after one wrk run of
-# small POSTs and prints requests/s, user and system microseconds per request
-# and voluntary/involuntary switches per request.
+# CPU 1, one worker (TOKIO_WORKER_THREADS=1, which magma-monitor honours as
+# --worker-threads 1, so older builds without the flag compare too). Reads
+# the proxy's utime/stime (/proc/PID/stat) and context switches
+# (/proc/PID/task/*/status) before and after one wrk run of small POSTs and
+# prints requests/s, user and system microseconds per request and
+# voluntary/involuntary switches per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${1:?nginx, hyper or magma-monitor}

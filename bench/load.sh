@@ -8,8 +8,8 @@
 #
 # wrk runs on CPU 0; the proxies and the upstream on CPU 1 (taskset). Each
 # proxy gets one worker (nginx worker_processes 1, haproxy nbthread 1,
-# bare hyper and magma-monitor TOKIO_WORKER_THREADS=1). Prints a Markdown table of the median
-# over rounds of requests/s, p50 and p99.
+# bare hyper TOKIO_WORKER_THREADS=1, magma-monitor --worker-threads 1). Prints
+# a Markdown table of the median over rounds of requests/s, p50 and p99.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -51,9 +51,9 @@ backend slow
 HAPROXY
 taskset -c 1 haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
 
-TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/magma-monitor --listen 127.0.0.1:$MM --admin-listen 127.0.0.1:$MM_ADMIN \
+taskset -c 1 target/release/magma-monitor --worker-threads 1 --listen 127.0.0.1:$MM --admin-listen 127.0.0.1:$MM_ADMIN \
   --upstream http://127.0.0.1:$UP --upstream-health-path / --log-level error & pids+=($!)
-TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/magma-monitor --listen 127.0.0.1:$MM_SLOW --admin-listen 127.0.0.1:$MM_SLOW_ADMIN \
+taskset -c 1 target/release/magma-monitor --worker-threads 1 --listen 127.0.0.1:$MM_SLOW --admin-listen 127.0.0.1:$MM_SLOW_ADMIN \
   --upstream http://127.0.0.1:$UP_SLOW --upstream-health-path / --log-level error & pids+=($!)
 TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$HYPER http://127.0.0.1:$UP & pids+=($!)
 TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$HYPER_SLOW http://127.0.0.1:$UP_SLOW & pids+=($!)

@@ -155,7 +155,7 @@ pub struct NetArgs {
     #[arg(long, env = "MAGMA_MONITOR_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Threads that serve traffic (default: the CPUs this process may use, CPU quota included; TOKIO_WORKER_THREADS is honoured when set). With 1, the proxy runs on a single-threaded runtime, which spends less per request than one worker of the multi-threaded one.
+    /// Threads that serve traffic (default: the CPUs this process may use, CPU quota included; TOKIO_WORKER_THREADS is honoured when set).
     #[arg(long, env = "MAGMA_MONITOR_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
 

@@ -1009,10 +1009,10 @@ fn an_upstream_connection_closed_between_requests_is_replaced() {
     assert!(!text.contains("magma_request_errors_total"), "{text}");
 }
 
-/// `--worker-threads 1` puts the proxy on the single-threaded runtime: the
-/// transport checks above hold there too.
+/// With `--worker-threads 1` (a sidecar limited to one CPU) nothing may
+/// block the only worker: streaming, tunnels and the drain still work.
 #[test]
-fn a_single_serving_thread_passes_the_transport_checks() {
+fn one_serving_thread_passes_the_transport_checks() {
     let one = ["--worker-threads", "1"];
     bodies_pass_byte_for_byte_both_ways_with(&one);
     server_sent_events_flow_chunk_by_chunk_with(&one);
