@@ -19,44 +19,27 @@ use crate::telemetry;
 /// The multi-threaded runtime every command runs on; on failure, prints why
 /// (prefixed with `command`) and gives the exit code.
 pub fn runtime(command: &str) -> Result<tokio::runtime::Runtime, i32> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            eprintln!("{command}: cannot start the runtime: {error}");
-            1
-        })
+    runtime_with_workers(command, None)
 }
 
-/// The runtime of the `proxy` command: the multi-threaded one with
-/// `threads` workers. With one worker, the single-threaded runtime measured
-/// about 7 % more small requests a second but 10–20 % fewer 1 MiB uploads
-/// (README, Performance); image uploads are what a Magma sidecar carries, so
-/// the multi-threaded runtime stays.
-fn proxy_runtime(threads: usize) -> Result<tokio::runtime::Runtime, i32> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            eprintln!("magma-monitor: cannot start the runtime: {error}");
-            1
-        })
-}
-
-/// `--worker-threads`, else `TOKIO_WORKER_THREADS` (tokio's own variable),
-/// else the CPUs this process may run on (the standard library counts a
-/// cgroup CPU quota, so a sidecar limited to one CPU gets one worker).
-fn serving_threads(flag: Option<u16>) -> usize {
-    flag.map(usize::from)
-        .or_else(|| {
-            std::env::var("TOKIO_WORKER_THREADS")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|n: &usize| *n > 0)
-        })
-        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-        .unwrap_or(1)
+/// [`runtime`] with `workers` worker threads (tokio's default when `None`).
+///
+/// The proxy stays on the multi-threaded runtime even with one worker: the
+/// single-threaded one measured about 7 % more small requests a second but
+/// 10–20 % fewer 1 MiB uploads (README, Performance), and image uploads are
+/// what a Magma sidecar carries.
+fn runtime_with_workers(
+    command: &str,
+    workers: Option<usize>,
+) -> Result<tokio::runtime::Runtime, i32> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build().map_err(|error| {
+        eprintln!("{command}: cannot start the runtime: {error}");
+        1
+    })
 }
 
 /// Runs the proxy until SIGTERM/SIGINT; returns the exit code.
@@ -69,12 +52,14 @@ pub fn run_proxy(args: ProxyArgs) -> i32 {
         eprintln!("magma-monitor: {reason}");
         return 2;
     }
-    let threads = serving_threads(args.net.worker_threads);
-    let runtime = match proxy_runtime(threads) {
+    // Without the flag, tokio's default: TOKIO_WORKER_THREADS, else the CPUs
+    // this process may use (a cgroup CPU quota counted, so a sidecar limited
+    // to one CPU gets one worker).
+    let workers = args.net.worker_threads.map(usize::from);
+    let runtime = match runtime_with_workers("magma-monitor", workers) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    tracing::debug!(threads, "serving threads");
     match runtime.block_on(serve(args, termination_signal())) {
         Ok(()) => 0,
         Err(reason) => {
