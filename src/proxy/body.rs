@@ -193,13 +193,17 @@ impl Body for ResponseBody {
                         guard.observe_response(data);
                     }
                 }
-                this.stall
-                    .as_mut()
-                    .reset(Instant::now() + *this.stall_timeout);
                 if this.inner.is_end_stream() {
                     if let Some(guard) = this.guard.take() {
                         guard.finish(*this.outcome_at_end);
                     }
+                } else {
+                    // Only a body with more to come needs its stall timer
+                    // pushed back (a clock read and a timer-wheel move; most
+                    // answers are one frame).
+                    this.stall
+                        .as_mut()
+                        .reset(Instant::now() + *this.stall_timeout);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

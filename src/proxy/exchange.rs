@@ -232,6 +232,7 @@ impl ExchangeGuard {
             return;
         }
         self.done = true;
+        let finished_at = Instant::now();
         let labels = self.exchange.labels();
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.stats.total.fetch_add(1, Ordering::Relaxed);
@@ -242,18 +243,18 @@ impl ExchangeGuard {
             outcome,
             modality: labels.modality,
             task: labels.task,
-            duration: self.exchange.started.elapsed(),
+            duration: finished_at.saturating_duration_since(self.exchange.started),
             request_bytes: self.exchange.request_bytes(),
             response_bytes: self.response_bytes,
         });
         if let Some(side) = self.response.take() {
-            self.hand_off(side, labels.model_type);
+            self.hand_off(side, labels.model_type, finished_at);
         }
     }
 
     /// Records the answer's payload metrics and hands a sampled exchange to
     /// analysis (a `try_send`: never waits).
-    fn hand_off(&self, side: ResponseSide, model_type: &'static str) {
+    fn hand_off(&self, side: ResponseSide, model_type: &'static str, finished_at: Instant) {
         let response = side.tap.finish();
         side.payload.metrics.record_response(
             &response,
@@ -264,7 +265,7 @@ impl ExchangeGuard {
         let request_id = side.request_id.to_str().unwrap_or("");
         if let Some(quality) = side.payload.quality.as_ref() {
             if let Some(answer) = answer_view(request.as_ref(), &response) {
-                quality.observe(Some(request_id), &answer);
+                quality.observe_at(Some(request_id), &answer, finished_at);
             }
         }
         let Some(request) = request.filter(|_| self.exchange.sampled) else {

@@ -1,7 +1,7 @@
 //! The quality monitor: checks answers, exports their measures, remembers them
 //! for feedback and ground truth, and tracks output diversity.
 //!
-//! Shared by the proxy (which calls [`QualityMonitor::observe`] once per
+//! Shared by the proxy (which calls [`QualityMonitor::observe_at`] once per
 //! exchange, when the last response frame has passed) and the admin routes
 //! (feedback, ground truth). Locks are held for O(1) work or O(n-grams of one
 //! answer); nothing here does I/O.
@@ -101,6 +101,8 @@ impl QualityMonitor {
         self.observe_at(request_id, answer, Instant::now())
     }
 
+    /// [`Self::observe`] at `now`: the proxy passes the time the exchange
+    /// ended, which it has just read for the exchange's duration.
     pub fn observe_at(
         &self,
         request_id: Option<&str>,
