@@ -204,6 +204,15 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_digits_still_reach_the_patterns() {
+        // `\d` is Unicode: Arabic-Indic digits match the box pattern (and,
+        // not being ASCII numbers, parse to zeros), so the digit check in
+        // front of the patterns must let them through.
+        let a = parse_marks("[\u{661}, \u{662}, \u{663}, \u{664}]");
+        assert_eq!(a.bbox, Some([0.0; 4]));
+    }
+
+    #[test]
     fn plain_text_has_no_marks() {
         let a = parse_marks("the the the the");
         assert!(a.is_empty());
