@@ -242,7 +242,9 @@ fn upstream_request(
     tap: Option<(RequestTap, Arc<PayloadContext>)>,
 ) -> Result<Request<RequestBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let uri = super::request_upstream_uri(&settings.upstream, parts.uri.path_and_query())
+    // Origin form: the pinned connection sends it as it is, the shared pool
+    // makes it absolute (`Upstream::send`).
+    let target = super::upstream_target(&settings.upstream, parts.uri.path_and_query())
         .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
     if !parts.headers.contains_key(HOST) {
@@ -252,7 +254,7 @@ fn upstream_request(
             }
         }
     }
-    parts.uri = uri;
+    parts.uri = http::Uri::from(target);
     parts.version = settings.upstream_version;
     headers::remove_hop_by_hop(
         &mut parts.headers,

@@ -14,32 +14,69 @@ pub mod stats;
 pub mod tap;
 pub mod upgrade;
 pub mod upstream;
+
 /// Joins the upstream base URL and a request path-and-query.
 ///
 /// The base's own path (e.g. `http://host:8080/v2`) is kept as a prefix.
 pub fn upstream_uri(base: &http::Uri, path_and_query: &str) -> Result<http::Uri, http::Error> {
     let path_and_query = http::uri::PathAndQuery::try_from(path_and_query)?;
-    request_upstream_uri(base, Some(&path_and_query))
+    let target = upstream_target(base, Some(&path_and_query))?;
+    absolute_uri(base, target)
 }
 
-/// [`upstream_uri`] for a request target as hyper parsed it: without a base
-/// path prefix (the usual case) the parsed path-and-query is reused, with no
-/// new string.
-pub fn request_upstream_uri(
+/// The request target to send upstream: the base's path prefix joined to the
+/// client's path-and-query. Without a prefix (the usual case) the parsed
+/// path-and-query is reused, with no new string.
+pub fn upstream_target(
     base: &http::Uri,
     path_and_query: Option<&http::uri::PathAndQuery>,
-) -> Result<http::Uri, http::Error> {
+) -> Result<http::uri::PathAndQuery, http::uri::InvalidUri> {
     let prefix = base.path().trim_end_matches('/');
-    let path_and_query = match path_and_query {
-        Some(pq) if prefix.is_empty() => pq.clone(),
+    match path_and_query {
+        Some(pq) if prefix.is_empty() => Ok(pq.clone()),
         pq => http::uri::PathAndQuery::try_from(format!(
             "{prefix}{}",
             pq.map_or("/", |pq| pq.as_str())
-        ))?,
-    };
+        )),
+    }
+}
+
+/// `target` in absolute form at `base`'s scheme and authority.
+pub fn absolute_uri(
+    base: &http::Uri,
+    target: http::uri::PathAndQuery,
+) -> Result<http::Uri, http::Error> {
     let mut parts = http::uri::Parts::default();
     parts.scheme = base.scheme().cloned();
     parts.authority = base.authority().cloned();
-    parts.path_and_query = Some(path_and_query);
+    parts.path_and_query = Some(target);
     Ok(http::Uri::from_parts(parts)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pq(text: &str) -> http::uri::PathAndQuery {
+        http::uri::PathAndQuery::try_from(text).unwrap()
+    }
+
+    #[test]
+    fn the_target_keeps_path_and_query_under_the_base_prefix() {
+        let plain: http::Uri = "http://127.0.0.1:8080".parse().unwrap();
+        let target = upstream_target(&plain, Some(&pq("/v2/predict?x=1"))).unwrap();
+        assert_eq!(target, "/v2/predict?x=1");
+        assert_eq!(upstream_target(&plain, None).unwrap(), "/");
+        let prefixed: http::Uri = "http://model:8080/v2/".parse().unwrap();
+        let target = upstream_target(&prefixed, Some(&pq("/predict?x=1"))).unwrap();
+        assert_eq!(target, "/v2/predict?x=1");
+        assert_eq!(
+            absolute_uri(&prefixed, target).unwrap().to_string(),
+            "http://model:8080/v2/predict?x=1"
+        );
+        assert_eq!(
+            upstream_uri(&prefixed, "/health").unwrap().to_string(),
+            "http://model:8080/v2/health"
+        );
+    }
 }

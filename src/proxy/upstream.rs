@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use http::header::HOST;
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -52,11 +53,15 @@ pub enum UpstreamError {
     Exchange(#[source] hyper::Error),
     #[error("the pooled upstream connection failed")]
     Pool(#[source] hyper_util::client::legacy::Error),
+    #[error("the request target cannot be made absolute for the pool")]
+    Target(#[source] http::Error),
 }
 
 /// Where the upstream is and how to speak to it; shared by all connections.
 pub struct Upstream {
     pool: Client<HttpConnector, RequestBody>,
+    /// The base URL: scheme and authority of absolute URIs for the pool.
+    base: Uri,
     /// `host:port` to connect pinned connections to.
     addr: String,
     /// The Host value for requests that arrive without one.
@@ -84,6 +89,7 @@ impl Upstream {
         let port = base.port_u16().unwrap_or(80);
         Self {
             pool: builder.build(connector),
+            base: base.clone(),
             addr: format!("{host}:{port}"),
             host: base
                 .authority()
@@ -93,29 +99,29 @@ impl Upstream {
         }
     }
 
-    /// Sends `request` (its URI absolute, pointing at the upstream) on the
-    /// client connection's pinned upstream connection when it is free, on
-    /// the shared pool otherwise.
+    /// Sends `request` (its URI the origin-form target, see
+    /// [`super::upstream_target`]) on the client connection's pinned upstream
+    /// connection when it is free, on the shared pool otherwise.
     pub async fn send(
         &self,
         pinned: &PinnedUpstream,
-        request: Request<RequestBody>,
+        mut request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        if !self.pin {
-            return self
-                .pool
-                .request(request)
-                .await
-                .map_err(UpstreamError::Pool);
+        if let Some(checkout) = self.pin.then(|| pinned.checkout()).flatten() {
+            return self.send_pinned(checkout, request).await;
         }
-        let Some(checkout) = pinned.checkout() else {
-            return self
-                .pool
-                .request(request)
-                .await
-                .map_err(UpstreamError::Pool);
-        };
-        self.send_pinned(checkout, request).await
+        // The pool picks its connection by the URI's scheme and authority.
+        let target = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() =
+            super::absolute_uri(&self.base, target).map_err(UpstreamError::Target)?;
+        self.pool
+            .request(request)
+            .await
+            .map_err(UpstreamError::Pool)
     }
 
     async fn send_pinned(
@@ -123,7 +129,6 @@ impl Upstream {
         mut checkout: Checkout<'_>,
         mut request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        to_origin_form(&mut request);
         if !request.headers().contains_key(HOST) {
             if let Some(host) = &self.host {
                 request.headers_mut().insert(HOST, host.clone());
@@ -186,17 +191,6 @@ impl Upstream {
     }
 }
 
-/// An HTTP/1.1 request line to the server it is meant for carries the
-/// origin form (RFC 9112 §3.2.1), not the absolute URI the pool wants.
-fn to_origin_form<B>(request: &mut Request<B>) {
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    *request.uri_mut() = Uri::from(path_and_query);
-}
-
 /// The upstream connection of one client connection.
 #[derive(Default)]
 pub struct PinnedUpstream {
@@ -251,17 +245,6 @@ impl Drop for Checkout<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origin_form_keeps_path_and_query_only() {
-        let mut request = Request::new(());
-        *request.uri_mut() = "http://127.0.0.1:8080/v2/predict?x=1".parse().unwrap();
-        to_origin_form(&mut request);
-        assert_eq!(request.uri().to_string(), "/v2/predict?x=1");
-        *request.uri_mut() = "http://127.0.0.1:8080".parse().unwrap();
-        to_origin_form(&mut request);
-        assert_eq!(request.uri().to_string(), "/");
-    }
 
     #[test]
     fn a_busy_pinned_connection_sends_the_next_request_to_the_pool() {
