@@ -1,9 +1,10 @@
 //! The per-answer metrics of the quality monitor, with their handles cached.
 //!
 //! Every checked answer records up to two dozen series (its task's counters
-//! and histograms, fourteen action dimensions, the diversity gauges); looked
-//! up by name each time, that was the largest cost the sidecar added to a
-//! request. The handles are resolved once per label combination instead, in
+//! and histograms, fourteen action dimensions); looked up by name each time,
+//! that was the largest cost the sidecar added to a request. The state
+//! gauges (diversity, prediction store) are written at render time, by
+//! `QualityMonitor::publish_state`. The handles are resolved once per label combination instead, in
 //! tables indexed by task, anomaly kind and action dimension (see
 //! [`HandleTable`]). Feedback and ground truth, which arrive over the admin
 //! API, record through the plain macros.
@@ -40,7 +41,7 @@ pub struct AnswerMetrics {
     distinct: HandleTable<Gauge, { TASKS * NS }>,
     identical: HandleTable<Gauge, TASKS>,
     store_entries: OnceLock<Gauge>,
-    /// A full store evicts on every insert.
+    /// Keyed by reason; set to the store's totals at render time.
     evictions: HandleCache<&'static str, Counter>,
 }
 
