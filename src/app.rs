@@ -81,10 +81,6 @@ pub async fn serve(
     };
     let prometheus = telemetry::install(&buckets)?;
     let (shutdown, signal) = Shutdown::new();
-    // Histogram samples wait in lock-free buckets until folded into their
-    // distributions; folding every few seconds keeps that memory bounded
-    // between scrapes.
-    tokio::spawn(telemetry::upkeep(prometheus.clone(), signal.clone()));
 
     let health = Arc::new(Health::default());
 

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod payload;
 pub mod proxy;
 pub mod quality;
+pub mod recorder;
 pub mod reference_docs;
 pub mod resources;
 pub mod sample;

@@ -11,7 +11,9 @@
 //! from closed sets (see `label`), so a client can never create new series.
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::recorder::{MetricsHandle, Recorder};
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,54 +421,31 @@ pub fn describe_all() {
     }
 }
 
-/// Builds the Prometheus recorder with the bucket layout of every histogram.
+/// Builds the recorder with the bucket layout of every histogram.
 ///
 /// Returns the recorder (to install globally or locally in tests) and its handle
 /// (to render `/metrics`).
-pub fn build_recorder(
-    buckets: &Buckets,
-) -> Result<
-    (
-        metrics_exporter_prometheus::PrometheusRecorder,
-        PrometheusHandle,
-    ),
-    String,
-> {
-    let mut builder = PrometheusBuilder::new();
-    for metric in CATALOGUE.iter().filter(|m| m.kind == Kind::Histogram) {
-        let bounds: &[f64] = histogram_buckets(metric.name, buckets);
-        builder = builder
-            .set_buckets_for_metric(Matcher::Full(metric.name.to_string()), bounds)
-            .map_err(|e| format!("bad buckets for {}: {e}", metric.name))?;
+pub fn build_recorder(buckets: &Buckets) -> Result<(Recorder, MetricsHandle), String> {
+    if buckets.latency.is_empty() {
+        return Err("the latency histogram needs at least one bucket bound".into());
     }
-    let recorder = builder.build_recorder();
+    let buckets = buckets.clone();
+    let recorder = Recorder::new(
+        PrometheusBuilder::new().build_recorder(),
+        Box::new(move |name| histogram_buckets(name, &buckets).to_vec()),
+    );
     let handle = recorder.handle();
     Ok((recorder, handle))
 }
 
 /// Installs the recorder process-wide and describes every metric.
-pub fn install(buckets: &Buckets) -> Result<PrometheusHandle, String> {
+pub fn install(buckets: &Buckets) -> Result<MetricsHandle, String> {
     let (recorder, handle) = build_recorder(buckets)?;
     metrics::set_global_recorder(recorder)
         .map_err(|e| format!("a metrics recorder is already installed: {e}"))?;
     describe_all();
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
-}
-
-/// How often pending histogram samples are folded into their buckets.
-pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Folds pending histogram samples into their buckets until shutdown.
-pub async fn upkeep(handle: PrometheusHandle, mut shutdown: crate::shutdown::ShutdownSignal) {
-    let mut ticker = tokio::time::interval(UPKEEP_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => handle.run_upkeep(),
-            _ = shutdown.recv() => return,
-        }
-    }
 }
 
 fn histogram_buckets<'a>(name: &str, buckets: &'a Buckets) -> &'a [f64] {

@@ -12,13 +12,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use magma_monitor::admin::{self, AdminState};
 use magma_monitor::quality::{AnswerView, QualityConfig, QualityMonitor, Task};
+use magma_monitor::recorder::MetricsHandle;
 use magma_monitor::shutdown::Shutdown;
 use magma_monitor::telemetry;
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{json, Value};
 
-fn prometheus() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+fn prometheus() -> MetricsHandle {
+    static HANDLE: OnceLock<MetricsHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| telemetry::install(&telemetry::Buckets::default()).expect("recorder"))
         .clone()

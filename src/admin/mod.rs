@@ -21,7 +21,6 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::health::Health;
@@ -32,7 +31,7 @@ pub use json::json_response;
 
 /// Everything the admin routes read.
 pub struct AdminState {
-    pub prometheus: PrometheusHandle,
+    pub prometheus: crate::recorder::MetricsHandle,
     pub health: Arc<Health>,
     pub stats: Arc<RequestStats>,
     pub started: Instant,
@@ -56,7 +55,7 @@ pub struct AdminState {
 impl AdminState {
     /// A state with only the metrics attached; set the other parts with
     /// struct update syntax (`AdminState { drift, ..AdminState::new(..) }`).
-    pub fn new(prometheus: PrometheusHandle, upstream: String) -> Self {
+    pub fn new(prometheus: crate::recorder::MetricsHandle, upstream: String) -> Self {
         Self {
             prometheus,
             health: Default::default(),

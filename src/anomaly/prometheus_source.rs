@@ -24,10 +24,9 @@
 
 use std::collections::HashMap;
 
-use metrics_exporter_prometheus::PrometheusHandle;
-
 use super::signals::SignalSnapshot;
 use crate::exposition::{self, SampleLine as Sample};
+use crate::recorder::MetricsHandle;
 use crate::telemetry;
 
 /// Names of series owned by other areas (resources, drift, sampling); they
@@ -50,9 +49,9 @@ pub trait RegistryText: Send {
     fn render(&self) -> String;
 }
 
-impl RegistryText for PrometheusHandle {
+impl RegistryText for MetricsHandle {
     fn render(&self) -> String {
-        PrometheusHandle::render(self)
+        MetricsHandle::render(self)
     }
 }
 
@@ -66,7 +65,7 @@ struct Cumulative {
 }
 
 /// Builds snapshots from a registry.
-pub struct PrometheusSource<R: RegistryText = PrometheusHandle> {
+pub struct PrometheusSource<R: RegistryText = MetricsHandle> {
     registry: R,
     previous: Option<Cumulative>,
 }
