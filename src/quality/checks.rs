@@ -107,13 +107,18 @@ pub struct CheckOutcome {
 
 /// Checks one answer.
 pub fn check(answer: &AnswerView<'_>, config: &CheckConfig) -> CheckOutcome {
+    let tokens = text::token_hashes(answer.text.unwrap_or(""));
+    check_tokens(answer, &tokens, config)
+}
+
+/// [`check`] for a caller that has the answer's token hashes already.
+pub fn check_tokens(answer: &AnswerView<'_>, tokens: &[u64], config: &CheckConfig) -> CheckOutcome {
     use super::task::Task;
     let mut outcome = CheckOutcome::default();
     let text = answer.text.unwrap_or("");
     outcome.length_chars = text.chars().count();
-    let tokens = text::tokens(text);
     outcome.token_count = tokens.len();
-    outcome.repetition_ratio = text::repeated_ngram_ratio(&tokens, config.repetition_n);
+    outcome.repetition_ratio = text::repeated_ngram_ratio(tokens, config.repetition_n);
     outcome.marks = marks::parse(text);
 
     let has_action = answer.normalized_actions.is_some() || answer.delta_values.is_some();

@@ -12,9 +12,12 @@
 //! update costs O(n-grams of one answer). Memory: `capacity` answers, each
 //! holding at most `MAX_GRAMS_PER_ANSWER` n-gram hashes per n.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::text;
+
+/// Keys are n-gram hashes already; seeded foldhash spreads them.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// n-grams of one answer kept in the window (longer answers count their prefix).
 pub const MAX_GRAMS_PER_ANSWER: usize = 64;
@@ -49,8 +52,8 @@ impl DiversityWindow {
         Self {
             capacity: capacity.max(1),
             entries: VecDeque::new(),
-            answers: HashMap::new(),
-            grams: [HashMap::new(), HashMap::new()],
+            answers: HashMap::default(),
+            grams: [HashMap::default(), HashMap::default()],
             gram_totals: [0, 0],
         }
     }
@@ -60,8 +63,9 @@ impl DiversityWindow {
         self.entries.is_empty()
     }
 
-    /// Adds one answer's tokens (empty answers are not counted).
-    pub fn push(&mut self, tokens: &[String]) {
+    /// Adds one answer's token hashes ([`text::token_hashes`]; empty answers
+    /// are not counted).
+    pub fn push(&mut self, tokens: &[u64]) {
         if tokens.is_empty() {
             return;
         }
@@ -136,7 +140,7 @@ mod tests {
     fn collapsed_model_scores_one() {
         let mut w = DiversityWindow::new(10);
         for _ in 0..25 {
-            w.push(&text::tokens("click the red button"));
+            w.push(&text::token_hashes("click the red button"));
         }
         let d = w.diversity();
         assert_eq!(d.answers, 10);
@@ -149,7 +153,7 @@ mod tests {
     fn window_forgets_old_answers() {
         let mut w = DiversityWindow::new(3);
         for text in ["a b", "a b", "a b", "c d", "e f", "g h"] {
-            w.push(&text::tokens(text));
+            w.push(&text::token_hashes(text));
         }
         let d = w.diversity();
         assert_eq!(d.distinct, [1.0, 1.0]);

@@ -109,7 +109,8 @@ impl QualityMonitor {
         answer: &AnswerView<'_>,
         now: Instant,
     ) -> CheckOutcome {
-        let outcome = checks::check(answer, &self.config.checks);
+        let tokens = super::text::token_hashes(answer.text.unwrap_or(""));
+        let outcome = checks::check_tokens(answer, &tokens, &self.config.checks);
         let (task, m) = (answer.task, &self.metrics);
         m.checked(task).increment(1);
         for kind in &outcome.anomalies {
@@ -132,8 +133,8 @@ impl QualityMonitor {
                 }
             }
         }
-        if let Some(text) = answer.text {
-            self.update_diversity(answer.task, text);
+        if answer.text.is_some() {
+            self.update_diversity(answer.task, &tokens);
         }
         if let Some(id) = request_id {
             self.remember(id, answer, &outcome, now);
@@ -141,8 +142,7 @@ impl QualityMonitor {
         outcome
     }
 
-    fn update_diversity(&self, task: Task, text: &str) {
-        let tokens = super::text::tokens(text);
+    fn update_diversity(&self, task: Task, tokens: &[u64]) {
         if tokens.is_empty() {
             return;
         }
@@ -150,7 +150,7 @@ impl QualityMonitor {
             return;
         };
         if let Some(window) = windows.get_mut(task.index()) {
-            window.push(&tokens);
+            window.push(tokens);
         }
     }
 

@@ -4,8 +4,8 @@
 //! punctuation and spacing differences do not count as disagreement (the same
 //! normalisation SQuAD's evaluation script applies, without article removal).
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 /// Most tokens looked at per text; longer texts are measured on their prefix,
 /// which keeps ROUGE-L's O(n·m) table at most `MAX_TOKENS²` cells.
@@ -20,25 +20,62 @@ pub fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Hash of one n-gram; used where only identity matters (windows, counts).
-pub fn ngram_hash(gram: &[String]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    gram.hash(&mut hasher);
-    hasher.finish()
+/// Hashes of the same tokens [`tokens`] yields, for the measures that only
+/// compare tokens for identity (repetition, diversity). An ASCII token of up
+/// to 64 bytes is lower-cased on the stack; nothing is allocated for it.
+pub fn token_hashes(text: &str) -> Vec<u64> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .take(MAX_TOKENS)
+        .map(token_hash)
+        .collect()
 }
 
-/// Repeated n-gram ratio: `1 - distinct n-grams / total n-grams`.
+/// Hash of one token, lower-cased. Both paths hash the lower-cased bytes,
+/// so a token that lower-cases to ASCII (the Kelvin sign `K` -> `k`)
+/// matches its ASCII spelling.
+fn token_hash(token: &str) -> u64 {
+    const STACK: usize = 64;
+    if token.is_ascii() && token.len() <= STACK {
+        let mut lower = [0u8; STACK];
+        let lower = &mut lower[..token.len()];
+        lower.copy_from_slice(token.as_bytes());
+        lower.make_ascii_lowercase();
+        identity_hasher().hash_one(&*lower)
+    } else {
+        identity_hasher().hash_one(token.to_lowercase().as_bytes())
+    }
+}
+
+/// Hash of one n-gram of token hashes.
+pub fn ngram_hash(gram: &[u64]) -> u64 {
+    identity_hasher().hash_one(gram)
+}
+
+/// The hasher behind token and n-gram hashes: seeded once per process, so
+/// an answer cannot be crafted to merge distinct n-grams, and the same
+/// tokens hash alike for the life of the process (the windows compare
+/// hashes taken minutes apart).
+fn identity_hasher() -> &'static foldhash::quality::RandomState {
+    static STATE: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
+    STATE.get_or_init(foldhash::quality::RandomState::default)
+}
+
+/// Repeated n-gram ratio: `1 - distinct n-grams / total n-grams`, over
+/// token hashes ([`token_hashes`]).
 ///
 /// 0 for text without repetition, approaching 1 for degenerate output such as
 /// "the the the ..." (for n = 3 and k tokens of one word: 1 - 1/(k-2)).
 /// Texts with fewer than `n` tokens have no n-grams and score 0.
-pub fn repeated_ngram_ratio(tokens: &[String], n: usize) -> f64 {
+pub fn repeated_ngram_ratio(tokens: &[u64], n: usize) -> f64 {
     if n == 0 || tokens.len() < n {
         return 0.0;
     }
-    let grams: Vec<&[String]> = tokens.windows(n).collect();
-    let distinct: HashSet<&[String]> = grams.iter().copied().collect();
-    1.0 - distinct.len() as f64 / grams.len() as f64
+    let mut grams: Vec<u64> = tokens.windows(n).map(ngram_hash).collect();
+    let total = grams.len();
+    grams.sort_unstable();
+    grams.dedup();
+    1.0 - grams.len() as f64 / total as f64
 }
 
 /// Token-level F1 (SQuAD): harmonic mean of precision and recall of the
@@ -128,13 +165,32 @@ mod tests {
 
     #[test]
     fn repetition_of_degenerate_output() {
-        let words = t(&"the ".repeat(20));
+        let words = token_hashes(&"the ".repeat(20));
         let ratio = repeated_ngram_ratio(&words, 3);
         assert!((ratio - (1.0 - 1.0 / 18.0)).abs() < 1e-12, "{ratio}");
-        let normal =
-            t("The robot should move the gripper to the left of the red block and then close it");
+        let normal = token_hashes(
+            "The robot should move the gripper to the left of the red block and then close it",
+        );
         assert_eq!(repeated_ngram_ratio(&normal, 3), 0.0);
-        assert_eq!(repeated_ngram_ratio(&t("the the"), 3), 0.0);
+        assert_eq!(repeated_ngram_ratio(&token_hashes("the the"), 3), 0.0);
+        // "a b a b a b": grams aba, bab, aba, bab -> 2 distinct of 4.
+        assert_eq!(repeated_ngram_ratio(&token_hashes("a b a b a b"), 3), 0.5);
+    }
+
+    #[test]
+    fn token_hashes_follow_the_tokens() {
+        let hashes = token_hashes("Mark: MARK, mark! Straße STRASSE \u{212A}elvin kelvin");
+        assert_eq!(
+            hashes.len(),
+            tokens("Mark: MARK, mark! Straße STRASSE \u{212A}elvin kelvin").len()
+        );
+        assert_eq!(hashes[0], hashes[1]);
+        assert_eq!(hashes[1], hashes[2]);
+        assert_ne!(hashes[3], hashes[4], "lower-casing does not fold ß into ss");
+        assert_eq!(hashes[5], hashes[6], "the Kelvin sign lower-cases to k");
+        let long = "A".repeat(100);
+        assert_eq!(token_hashes(&long), token_hashes(&long.to_lowercase()));
+        assert_ne!(token_hashes("ab"), token_hashes("ba"));
     }
 
     #[test]
