@@ -187,13 +187,14 @@ impl RequestJson {
         self.commit_message();
         self.message = None;
         let chosen = if !self.prompt.is_empty() {
-            &self.prompt
+            &mut self.prompt
         } else if !self.last_user.is_empty() {
-            &self.last_user
+            &mut self.last_user
         } else {
-            &self.last_other
+            &mut self.last_other
         };
-        (chosen.to_text(), chosen.truncated())
+        let truncated = chosen.truncated();
+        (chosen.take_text(), truncated)
     }
 
     fn media_len(&self, raw_len: u64, tail: [u8; 2]) -> u64 {

@@ -260,9 +260,9 @@ impl ResponseTap {
             }
             Mode::Skip => return info,
         }
-        info.text = json.text.to_text();
-        info.text_bytes = json.text_bytes;
         info.text_truncated = json.text.truncated();
+        info.text = json.text.take_text();
+        info.text_bytes = json.text_bytes;
         info.normalized_actions = json.normalized_actions.get();
         info.delta_values = json.delta_values.get();
         info.finish_reason = json.finish_reason;

@@ -55,12 +55,29 @@ impl TextCapture {
 
     /// The kept text; a character cut by the cap is dropped, invalid bytes are replaced.
     pub fn to_text(&self) -> String {
-        let valid = match std::str::from_utf8(&self.bytes) {
+        String::from_utf8_lossy(&self.bytes[..self.text_len()]).into_owned()
+    }
+
+    /// [`Self::to_text`], moving the bytes out instead of copying them when
+    /// they are valid UTF-8 (the usual case); the capture is left empty.
+    /// Read [`Self::truncated`] first.
+    pub fn take_text(&mut self) -> String {
+        let len = self.text_len();
+        let mut bytes = std::mem::take(&mut self.bytes);
+        self.offered = 0;
+        bytes.truncate(len);
+        String::from_utf8(bytes)
+            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
+    }
+
+    /// The bytes up to the end of the last whole character: a character cut
+    /// by the cap is dropped (invalid bytes elsewhere stay, to be replaced).
+    fn text_len(&self) -> usize {
+        match std::str::from_utf8(&self.bytes) {
             Ok(_) => self.bytes.len(),
             Err(e) if e.error_len().is_none() => e.valid_up_to(),
             Err(_) => self.bytes.len(),
-        };
-        String::from_utf8_lossy(&self.bytes[..valid]).into_owned()
+        }
     }
 }
 
@@ -108,6 +125,13 @@ mod tests {
         assert!(t.truncated());
         assert_eq!(t.to_text(), "ab日");
         assert_eq!(t.room(), 0);
+        let truncated = t.truncated();
+        assert_eq!(t.take_text(), "ab日");
+        assert!(truncated && t.is_empty() && !t.truncated());
+
+        let mut invalid = TextCapture::new(16);
+        invalid.push(b"a\xffb");
+        assert_eq!(invalid.take_text(), "a\u{fffd}b");
     }
 
     #[test]
