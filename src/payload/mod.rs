@@ -10,6 +10,7 @@ pub mod json_scan;
 pub mod kinds;
 pub mod marks;
 pub mod media;
+pub mod media_type;
 pub mod multipart;
 pub mod record;
 pub mod redact;

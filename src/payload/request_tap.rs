@@ -11,6 +11,7 @@ use super::body_copy::{BodyCopy, CopiedBody, CopyOutcome};
 use super::image_header::sniff_format;
 use super::json_scan::{JsonScanner, ScanStatus};
 use super::kinds::{Format, Modality, Task};
+use super::media_type::MediaType;
 use super::multipart::{boundary_from_content_type, MultipartScanner, MultipartStatus};
 use super::request_json::RequestJson;
 use super::request_multipart::RequestMultipart;
@@ -116,16 +117,6 @@ pub struct RequestTap {
     copy: Option<BodyCopy>,
 }
 
-fn media_type(content_type: Option<&str>) -> String {
-    content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
 impl RequestTap {
     /// A tap for one request.
     ///
@@ -139,8 +130,8 @@ impl RequestTap {
         classifier: Arc<TaskClassifier>,
         copy: Option<BodyCopy>,
     ) -> Self {
-        let media = media_type(content_type);
-        let scan = if media == "multipart/form-data" {
+        let media = MediaType::of(content_type);
+        let scan = if media.is("multipart/form-data") {
             content_type
                 .and_then(boundary_from_content_type)
                 .and_then(|b| MultipartScanner::new(b.as_bytes()))
@@ -153,20 +144,20 @@ impl RequestTap {
             raw(RawKind::Video)
         } else if media.starts_with("audio/") {
             raw(RawKind::Audio)
-        } else if media == "application/octet-stream" {
+        } else if media.is("application/octet-stream") {
             raw(RawKind::Sniff)
         } else if media.is_empty()
-            || media == "application/json"
+            || media.is("application/json")
             || media.ends_with("+json")
-            || media == "text/json"
-            || media == "text/plain"
+            || media.is("text/json")
+            || media.is("text/plain")
         {
             Scan::Json(Box::new((JsonScanner::new(), RequestJson::default())))
         } else {
             Scan::Skip
         };
         let declared_json =
-            media == "application/json" || media.ends_with("+json") || media == "text/json";
+            media.is("application/json") || media.ends_with("+json") || media.is("text/json");
         RequestTap {
             scan,
             declared_json,

@@ -10,6 +10,7 @@ use super::body_copy::{BodyCopy, CopiedBody, CopyOutcome};
 use super::json_scan::{JsonScanner, ScanStatus};
 use super::kinds::{FinishReason, ResponseFormat};
 use super::marks::{parse_marks, MarkAnswer};
+use super::media_type::MediaType;
 use super::response_json::{ResponseJson, ACTION_DIM};
 use super::sse::{SseParser, SseVisitor};
 use super::task::truncate_at_char;
@@ -143,14 +144,8 @@ impl ResponseTap {
     /// A tap for one response: its status, `Content-Type`, and a body copy
     /// when the exchange is sampled.
     pub fn new(status: u16, content_type: Option<&str>, copy: Option<BodyCopy>) -> Self {
-        let media = content_type
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let mode = if media == "text/event-stream" {
+        let media = MediaType::of(content_type);
+        let mode = if media.is("text/event-stream") {
             Mode::Sse(Box::new(SseState {
                 parser: SseParser::new(),
                 event: JsonScanner::new(),
@@ -159,7 +154,7 @@ impl ResponseTap {
                 done: false,
                 bad_events: 0,
             }))
-        } else if media.is_empty() || media == "application/json" || media.ends_with("+json") {
+        } else if media.is_empty() || media.is("application/json") || media.ends_with("+json") {
             Mode::Json(Box::default())
         } else {
             Mode::Skip
