@@ -134,7 +134,7 @@ impl FramingWatcher {
         } else {
             self.max_head
         };
-        let Some(newline) = data.iter().position(|&b| b == b'\n') else {
+        let Some(newline) = memchr::memchr(b'\n', data) else {
             self.line.extend_from_slice(data);
             if self.line.len() > limit {
                 self.turn_off();
@@ -218,6 +218,9 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(digits, 16).ok()
 }
 
+/// Reads the framing fields of one head, on the bytes: this runs for every
+/// request, and only three field names matter, so a line is looked at no
+/// further than its name unless the name is one of them.
 fn parse_head(head: &[u8]) -> HeadFraming {
     let mut framing = HeadFraming {
         content_length: None,
@@ -226,23 +229,25 @@ fn parse_head(head: &[u8]) -> HeadFraming {
         has_content_length: false,
         upgrade: false,
     };
-    let text = String::from_utf8_lossy(head);
-    for line in text.lines().skip(1) {
-        let Some((name, value)) = line.split_once(':') else {
+    // The request line comes first; field lines follow.
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
-        let name = name.trim();
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
+        let name = line[..colon].trim_ascii();
+        let value = line[colon + 1..].trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length") {
             framing.has_content_length = true;
-            framing.content_length = value.parse().ok();
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            framing.content_length = std::str::from_utf8(value)
+                .ok()
+                .and_then(|digits| digits.parse().ok());
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             framing.has_transfer_encoding = true;
             framing.chunked = value
-                .rsplit(',')
+                .rsplit(|&b| b == b',')
                 .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        } else if name.eq_ignore_ascii_case("upgrade") {
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
             framing.upgrade = true;
         }
     }
@@ -289,6 +294,25 @@ mod tests {
             100,
         );
         assert!(watcher.is_off());
+    }
+
+    #[test]
+    fn field_names_and_values_are_read_loosely_as_hyper_does() {
+        let framing = parse_head(
+            b"POST / HTTP/1.1\r\ncontent-LENGTH :\t 12 \r\nTransfer-Encoding: gzip, Chunked\r\nUpgrade:\r\nX-Note: Content-Length: 3\r\n\r\n",
+        );
+        assert!(framing.has_content_length && framing.has_transfer_encoding);
+        assert_eq!(framing.content_length, Some(12));
+        assert!(framing.chunked && framing.upgrade);
+        let framing =
+            parse_head(b"POST / HTTP/1.1\nTransfer-Encoding: chunked, gzip\nContent-Length: x\n\n");
+        assert!(!framing.chunked, "chunked must be the last coding");
+        assert!(framing.has_content_length && framing.content_length.is_none());
+        let framing = parse_head(b"Content-Length: 5\r\n\r\n");
+        assert!(
+            !framing.has_content_length,
+            "the first line is the request line"
+        );
     }
 
     #[test]
