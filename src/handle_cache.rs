@@ -53,6 +53,32 @@ impl<K: Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
     }
 }
 
+/// A label value in a cache key, compared and hashed by address.
+///
+/// Label values are `&'static str`s from the code's own closed sets, so
+/// hashing and comparing their bytes on every record buys nothing. Two
+/// equal strings at different addresses are two keys whose handles name
+/// the same series (the recorder keys series by content), so the cache is
+/// still right, with one entry more.
+#[derive(Debug, Clone, Copy)]
+pub struct Label(pub &'static str);
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Self) -> bool {
+        // Address and length: `ptr::eq` compares wide pointers whole.
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Label {}
+
+impl Hash for Label {
+    fn hash<S: std::hash::Hasher>(&self, state: &mut S) {
+        state.write_usize(self.0.as_ptr() as usize);
+        state.write_usize(self.0.len());
+    }
+}
+
 /// Handles of type `H` for keys that are small indices (an enum's position
 /// in its `ALL` list), created on first use. Reading a resolved handle is one
 /// atomic load: no hash, no lock, no reference count.
@@ -94,6 +120,24 @@ mod tests {
             }
         }
         assert_eq!(made.get(), 3);
+    }
+
+    #[test]
+    fn labels_are_keys_by_address() {
+        static ROUTE: &str = "/predict";
+        let owned = String::from("/predict");
+        let elsewhere: &'static str = Box::leak(owned.into_boxed_str());
+        assert_eq!(Label(ROUTE), Label(ROUTE));
+        assert_ne!(Label(ROUTE), Label(elsewhere), "same text, other address");
+        assert_ne!(
+            Label(&ROUTE[..2]),
+            Label(ROUTE),
+            "same address, other length"
+        );
+        let cache: HandleCache<Label, usize> = HandleCache::new();
+        assert_eq!(cache.get(Label(ROUTE), || 1), 1);
+        assert_eq!(cache.get(Label(ROUTE), || 2), 1);
+        assert_eq!(cache.get(Label(elsewhere), || 3), 3);
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! Recording of the per-request metrics.
 //!
 //! The forward path keeps the handles it has resolved in [`HandleCache`]s
-//! keyed by the (static, closed-set) label values, so recording a request
-//! costs a read lock and a few atomic updates.
+//! keyed by the (static, closed-set) label values, taken by address, so
+//! recording a request costs a read lock, a hash of a few words and a few
+//! atomic updates.
 
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram};
 
 use super::error::ErrorKind;
-use crate::handle_cache::HandleCache;
+use crate::handle_cache::{HandleCache, Label};
 use crate::telemetry::{self, label};
 
 /// The `status` label of `magma_request_duration_seconds`.
@@ -53,10 +54,10 @@ pub struct Finished {
 /// The request metrics with their handle caches.
 pub struct RequestMetrics {
     in_flight: Gauge,
-    duration: HandleCache<(&'static str, Outcome, &'static str, &'static str), Histogram>,
-    requests: HandleCache<(&'static str, &'static str, &'static str), Counter>,
-    errors: HandleCache<&'static str, Counter>,
-    by_route: HandleCache<(&'static str, &'static str), Histogram>,
+    duration: HandleCache<(Label, Outcome, Label, Label), Histogram>,
+    requests: HandleCache<(Label, Label, Label), Counter>,
+    errors: HandleCache<Label, Counter>,
+    by_route: HandleCache<(Label, Label), Histogram>,
 }
 
 impl Default for RequestMetrics {
@@ -87,7 +88,7 @@ impl RequestMetrics {
         let label = kind.label();
         self.errors
             .get(
-                label,
+                Label(label),
                 || metrics::counter!(telemetry::REQUEST_ERRORS, "kind" => label),
             )
             .increment(1);
@@ -106,23 +107,28 @@ impl RequestMetrics {
     /// Records a finished exchange and lowers the in-flight gauge.
     pub fn finished(&self, done: &Finished) {
         self.in_flight.decrement(1.0);
-        let key = (done.model_type, done.outcome, done.modality, done.task);
+        let key = (
+            Label(done.model_type),
+            done.outcome,
+            Label(done.modality),
+            Label(done.task),
+        );
         self.duration
             .get(key, || {
                 metrics::histogram!(
                     telemetry::REQUEST_DURATION,
-                    "model_type" => key.0,
-                    "status" => key.1.label(),
-                    "modality" => key.2,
-                    "task" => key.3
+                    "model_type" => done.model_type,
+                    "status" => done.outcome.label(),
+                    "modality" => done.modality,
+                    "task" => done.task
                 )
             })
             .record(done.duration.as_secs_f64());
         let code = label::code_class(done.status);
-        let key = (done.model_type, done.route, code);
+        let key = (Label(done.model_type), Label(done.route), Label(code));
         self.requests
             .get(key, || {
-                metrics::counter!(telemetry::REQUESTS, "model_type" => key.0, "route" => key.1, "code" => key.2)
+                metrics::counter!(telemetry::REQUESTS, "model_type" => done.model_type, "route" => done.route, "code" => code)
             })
             .increment(1);
         self.route_histogram(telemetry::REQUEST_SIZE, done.route)
@@ -133,7 +139,7 @@ impl RequestMetrics {
 
     fn route_histogram(&self, name: &'static str, route: &'static str) -> Histogram {
         self.by_route.get(
-            (name, route),
+            (Label(name), Label(route)),
             || metrics::histogram!(name, "route" => route),
         )
     }
