@@ -6,10 +6,11 @@
 //! (expired entries are dropped when looked up or when they reach the front).
 //! Request ids longer than `MAX_ID_BYTES` are never stored.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
 
 use super::answer::ACTION_DIMS;
 use super::marks::ParsedMarks;
@@ -32,32 +33,42 @@ pub struct Prediction {
 }
 
 struct Slot {
+    id: Box<str>,
+    /// The hash of `id`, kept so the table never hashes an id twice.
+    hash: u64,
     prediction: Prediction,
     recorded: Instant,
     /// The tick of this id's live entry in `order`.
     tick: u64,
 }
 
-/// One use of an id in the recency queue. `recorded` is the slot's time
-/// of recording, so the expiry sweep needs no lookup while nothing expired.
+/// One use of an id in the recency queue. Ticks are unique, so `hash` and
+/// `tick` find the slot whose live use this is without the id itself;
+/// `recorded` is the slot's time of recording, so the expiry sweep needs no
+/// lookup while nothing expired.
 struct Use {
     tick: u64,
+    hash: u64,
     recorded: Instant,
-    id: Arc<str>,
 }
 
 /// LRU + TTL map from request id to prediction.
 ///
-/// Recency is a queue of `(tick, id)`, oldest use first. A use pushes a new
-/// entry and leaves the old one behind as stale (its tick no longer matches
-/// the slot's), so recording and touching are O(1) with one allocation per
-/// new id; stale entries are skipped when they reach the front and swept out
-/// once they outnumber the live ones.
+/// Recency is a queue of `(tick, hash)`, oldest use first. A use pushes a
+/// new entry and leaves the old one behind as stale (its tick no longer
+/// matches the slot's), so recording and touching are O(1) with one
+/// allocation per new id (its key); stale entries are skipped when they
+/// reach the front and swept out once they outnumber the live ones.
+///
+/// An id is hashed once per call: the table keeps each slot's hash, and the
+/// queue finds slots by hash and tick. This runs for every answered request.
 pub struct PredictionStore {
     capacity: usize,
     ttl: Duration,
-    /// Request ids come from clients: keep the DoS-resistant default hasher.
-    slots: HashMap<Arc<str>, Slot>,
+    /// Request ids come from clients: SipHash with random keys, not a
+    /// faster hash whose collisions a client could arrange.
+    hasher: std::hash::RandomState,
+    slots: HashTable<Slot>,
     order: VecDeque<Use>,
     next_tick: u64,
     evicted: [u64; 2],
@@ -78,7 +89,8 @@ impl PredictionStore {
         Self {
             capacity: capacity.max(1),
             ttl,
-            slots: HashMap::new(),
+            hasher: std::hash::RandomState::new(),
+            slots: HashTable::new(),
             order: VecDeque::new(),
             next_tick: 0,
             evicted: [0, 0],
@@ -106,78 +118,66 @@ impl PredictionStore {
         }
         self.drop_expired_front(now);
         let tick = self.bump();
-        if let Some(slot) = self.slots.get_mut(id) {
-            *slot = Slot {
-                prediction,
-                recorded: now,
-                tick,
-            };
-            let key = self.slots.get_key_value(id).map(|(k, _)| k.clone());
-            if let Some(id) = key {
-                self.order.push_back(Use {
-                    tick,
+        let hash = self.hasher.hash_one(id);
+        if let Some(slot) = self.slots.find_mut(hash, |slot| &*slot.id == id) {
+            slot.prediction = prediction;
+            slot.recorded = now;
+            slot.tick = tick;
+        } else {
+            while self.slots.len() >= self.capacity {
+                if !self.pop_least_recent() {
+                    break;
+                }
+                self.evicted[0] += 1;
+            }
+            self.slots.insert_unique(
+                hash,
+                Slot {
+                    id: id.into(),
+                    hash,
+                    prediction,
                     recorded: now,
-                    id,
-                });
-            }
-            self.sweep_stale();
-            return true;
+                    tick,
+                },
+                |slot| slot.hash,
+            );
         }
-        while self.slots.len() >= self.capacity {
-            if !self.pop_least_recent() {
-                break;
-            }
-            self.evicted[0] += 1;
-        }
-        let key: Arc<str> = Arc::from(id);
         self.order.push_back(Use {
             tick,
+            hash,
             recorded: now,
-            id: key.clone(),
         });
-        self.slots.insert(
-            key,
-            Slot {
-                prediction,
-                recorded: now,
-                tick,
-            },
-        );
         self.sweep_stale();
         true
     }
 
     /// Looks `id` up and marks it recently used.
     pub fn get(&mut self, id: &str, now: Instant) -> Lookup<'_> {
-        let expired = match self.slots.get(id) {
-            None => return Lookup::Unknown,
-            Some(slot) => now.saturating_duration_since(slot.recorded) > self.ttl,
+        let hash = self.hasher.hash_one(id);
+        let Ok(found) = self.slots.find_entry(hash, |slot| &*slot.id == id) else {
+            return Lookup::Unknown;
         };
-        if expired {
+        if now.saturating_duration_since(found.get().recorded) > self.ttl {
             // Its queue entry turns stale with the slot gone.
-            self.slots.remove(id);
+            found.remove();
             self.evicted[1] += 1;
             return Lookup::Expired;
         }
+        let recorded = found.get().recorded;
         let tick = self.bump();
-        let Some((key, recorded)) = self
-            .slots
-            .get_key_value(id)
-            .map(|(key, slot)| (key.clone(), slot.recorded))
-        else {
-            return Lookup::Unknown;
-        };
         self.order.push_back(Use {
             tick,
+            hash,
             recorded,
-            id: key,
         });
+        // The slot's tick is set after the sweep, which would otherwise take
+        // the entry just pushed for stale.
+        if let Some(slot) = self.slots.find_mut(hash, |slot| &*slot.id == id) {
+            slot.tick = tick;
+        }
         self.sweep_stale();
-        match self.slots.get_mut(id) {
-            Some(slot) => {
-                slot.tick = tick;
-                Lookup::Found(&mut slot.prediction)
-            }
+        match self.slots.find_mut(hash, |slot| &*slot.id == id) {
+            Some(slot) => Lookup::Found(&mut slot.prediction),
             None => Lookup::Unknown,
         }
     }
@@ -189,12 +189,15 @@ impl PredictionStore {
 
     /// Removes `entry`'s slot when the entry is its live use.
     fn remove_if_live(&mut self, entry: &Use) -> bool {
-        match self.slots.entry(entry.id.clone()) {
-            Entry::Occupied(slot) if slot.get().tick == entry.tick => {
+        match self
+            .slots
+            .find_entry(entry.hash, |slot| slot.tick == entry.tick)
+        {
+            Ok(slot) => {
                 slot.remove();
                 true
             }
-            _ => false,
+            Err(_) => false,
         }
     }
 
@@ -233,8 +236,8 @@ impl PredictionStore {
         let slots = &self.slots;
         self.order.retain(|entry| {
             slots
-                .get(&entry.id)
-                .is_some_and(|slot| slot.tick == entry.tick)
+                .find(entry.hash, |slot| slot.tick == entry.tick)
+                .is_some()
         });
     }
 }
@@ -307,6 +310,25 @@ mod tests {
         assert!(matches!(store.get("a", now), Lookup::Unknown));
         assert!(matches!(store.get("b", now), Lookup::Found(p) if p.text == "B2"));
         assert_eq!(store.evictions(), (1, 0));
+    }
+
+    #[test]
+    fn a_sweep_during_a_lookup_keeps_the_touched_id_in_line() {
+        let now = Instant::now();
+        let mut store = PredictionStore::new(2, Duration::from_secs(60));
+        store.insert("a", prediction("A"), now);
+        store.insert("b", prediction("B"), now);
+        // The queue is swept when it passes 2 * 2 + 64 entries: every 67th
+        // touch, the 201st among them.
+        for _ in 0..201 {
+            assert!(matches!(store.get("a", now), Lookup::Found(_)));
+        }
+        store.insert("c", prediction("C"), now); // evicts b
+        store.insert("d", prediction("D"), now); // evicts a, the older use
+        assert!(matches!(store.get("a", now), Lookup::Unknown));
+        assert!(matches!(store.get("c", now), Lookup::Found(_)));
+        assert!(matches!(store.get("d", now), Lookup::Found(_)));
+        assert_eq!((store.len(), store.evictions()), (2, (2, 0)));
     }
 
     #[test]
