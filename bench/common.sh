@@ -18,6 +18,17 @@ bench_cleanup() {
   rm -rf "$work"
 }
 
+# Writes $work/small.json, a small Magma /predict body, and $work/small.lua,
+# the wrk script that POSTs it as JSON (bench/cpu.sh, bench/instructions.sh).
+small_post() {
+  printf '%s' '{"prompt":"What action should the robot take to pick up the cup?","image":"aGVsbG8="}' > "$work/small.json"
+  cat > "$work/small.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$work/small.json", "rb"); wrk.body = f:read("*a"); f:close()
+LUA
+}
+
 # Writes $work/nginx.conf: one worker process, and per "LISTEN_PORT:UPSTREAM_PORT"
 # argument a plain reverse proxy with keep-alive to the upstream and no buffering.
 nginx_conf() {

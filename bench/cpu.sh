@@ -34,12 +34,7 @@ case $TARGET in
 esac
 proxy_pid=${pids[-1]}
 sleep 1
-printf '%s' '{"prompt":"What action should the robot take to pick up the cup?","image":"aGVsbG8="}' > "$work/small.json"
-cat > "$work/small.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/small.json", "rb"); wrk.body = f:read("*a"); f:close()
-LUA
+small_post
 url=http://127.0.0.1:$PROXY/predict
 taskset -c 0 wrk -t1 -c50 -d2s -s "$work/small.lua" "$url" >/dev/null   # warm-up
 

@@ -34,12 +34,7 @@ case $TARGET in
   *) echo "unknown target $TARGET" >&2; exit 2 ;;
 esac
 proxy_pid=${pids[-1]}
-printf '%s' '{"prompt":"What action should the robot take to pick up the cup?","image":"aGVsbG8="}' > "$work/small.json"
-cat > "$work/small.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/small.json", "rb"); wrk.body = f:read("*a"); f:close()
-LUA
+small_post
 url=http://127.0.0.1:$PROXY/predict
 for _ in $(seq 1 60); do  # valgrind takes seconds to start the proxy
   curl -s -o /dev/null "$url" -d @"$work/small.json" && break
