@@ -2,12 +2,12 @@
 //!
 //! Every checked answer records up to two dozen series (its task's counters
 //! and histograms, fourteen action dimensions); looked up by name each time,
-//! that was the largest cost the sidecar added to a request. The state
-//! gauges (diversity, prediction store) are written at render time, by
-//! `QualityMonitor::publish_state`. The handles are resolved once per label combination instead, in
-//! tables indexed by task, anomaly kind and action dimension (see
-//! [`HandleTable`]). Feedback and ground truth, which arrive over the admin
-//! API, record through the plain macros.
+//! that was the largest cost the sidecar added to a request. The handles are
+//! resolved once per label combination instead, in tables indexed by task,
+//! anomaly kind and action dimension (see [`HandleTable`]). The state gauges
+//! (diversity, prediction store) are written at render time, by
+//! `QualityMonitor::publish_state`. Feedback and ground truth, which arrive
+//! over the admin API, record through the plain macros.
 
 use std::sync::OnceLock;
 

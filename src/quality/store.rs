@@ -154,7 +154,7 @@ impl PredictionStore {
     /// Looks `id` up and marks it recently used.
     pub fn get(&mut self, id: &str, now: Instant) -> Lookup<'_> {
         let hash = self.hasher.hash_one(id);
-        let Ok(found) = self.slots.find_entry(hash, |slot| &*slot.id == id) else {
+        let Ok(mut found) = self.slots.find_entry(hash, |slot| &*slot.id == id) else {
             return Lookup::Unknown;
         };
         if now.saturating_duration_since(found.get().recorded) > self.ttl {
@@ -163,20 +163,20 @@ impl PredictionStore {
             self.evicted[1] += 1;
             return Lookup::Expired;
         }
-        let recorded = found.get().recorded;
-        let tick = self.bump();
+        self.next_tick += 1;
+        let tick = self.next_tick;
+        // The slot takes its new tick before the sweep below, which would
+        // otherwise take the entry pushed here for stale.
+        let slot = found.get_mut();
+        slot.tick = tick;
         self.order.push_back(Use {
             tick,
             hash,
-            recorded,
+            recorded: slot.recorded,
         });
-        // The slot's tick is set after the sweep, which would otherwise take
-        // the entry just pushed for stale.
-        if let Some(slot) = self.slots.find_mut(hash, |slot| &*slot.id == id) {
-            slot.tick = tick;
-        }
         self.sweep_stale();
-        match self.slots.find_mut(hash, |slot| &*slot.id == id) {
+        // Ticks are unique: the slot is the one with this tick.
+        match self.slots.find_mut(hash, |slot| slot.tick == tick) {
             Some(slot) => Lookup::Found(&mut slot.prediction),
             None => Lookup::Unknown,
         }
