@@ -17,6 +17,7 @@ use tokio::time::{Instant, Sleep};
 use super::exchange::{Exchange, ExchangeGuard};
 use super::metrics::Outcome;
 use super::tap::PayloadContext;
+use super::upstream::UpstreamBody;
 use crate::payload::RequestTap;
 
 /// Errors a wrapped body reports to its reader.
@@ -27,7 +28,7 @@ pub enum BodyError {
     #[error("client request body failed: {0}")]
     Client(hyper::Error),
     #[error("upstream response body failed: {0}")]
-    Upstream(hyper::Error),
+    Upstream(Box<dyn std::error::Error + Send + Sync>),
     #[error("upstream sent nothing for {0:?} in the middle of the response body")]
     UpstreamStalled(Duration),
 }
@@ -130,7 +131,7 @@ pin_project! {
     /// exchange's metrics when the last frame has passed (or when dropped early).
     pub struct ResponseBody {
         #[pin]
-        inner: hyper::body::Incoming,
+        inner: UpstreamBody,
         #[pin]
         stall: Sleep,
         stall_timeout: Duration,
@@ -141,7 +142,7 @@ pin_project! {
 
 impl ResponseBody {
     pub fn new(
-        inner: hyper::body::Incoming,
+        inner: UpstreamBody,
         guard: ExchangeGuard,
         stall_timeout: Duration,
         outcome_at_end: Outcome,

@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 
 use super::activity::ConnActivity;
 use super::body::{RequestBody, ResponseBody};
+use super::direct::PinnedUpstream;
 use super::error::{find_source, source_chain, ErrorKind, ProxyError};
 use super::exchange::{Exchange, ExchangeGuard};
 use super::headers::{self, X_REQUEST_ID};
@@ -23,7 +24,7 @@ use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
 use super::upgrade;
-use super::upstream::{PinnedUpstream, Upstream, UpstreamError};
+use super::upstream::{Upstream, UpstreamError};
 use crate::health::Health;
 use crate::payload::{RequestTap, ResponseTap};
 use crate::telemetry::label;

@@ -22,9 +22,9 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::activity::{self, ConnActivity, Expired, TrackedIo};
+use super::direct::PinnedUpstream;
 use super::error::{find_source, json_error};
 use super::forward::{forward, ProxyContext};
-use super::upstream::PinnedUpstream;
 use crate::shutdown::ShutdownSignal;
 use crate::telemetry;
 

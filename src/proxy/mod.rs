@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod body;
+pub mod direct;
 pub mod error;
 pub mod exchange;
 pub mod forward;

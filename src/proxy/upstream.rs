@@ -1,35 +1,29 @@
-//! The way to the upstream: a connection pinned to each client connection,
-//! and a shared pool for whatever cannot use one.
+//! The way to the upstream: the client connection's own pinned connection
+//! (see [`super::direct`]), and a shared pool for whatever cannot use one.
 //!
-//! An HTTP/1.1 client connection carries one request at a time (RFC 9112
-//! §9.3: a client "MUST NOT send a request on a connection until it has
-//! received the response to the previous one" unless pipelining, which hyper
-//! answers in order). So each client connection gets one upstream HTTP/1.1
-//! connection of its own, opened on its first request and closed with it.
-//! A request then goes straight to that connection's dispatcher: no pool
-//! lookup, no pool lock, no checkout future. On a single core this roughly
-//! halves the user-space time the proxy spends per small request (see the
-//! README's Performance section).
-//!
-//! The shared pool (hyper-util's pooled client) serves the rest: an h2c
-//! upstream, where one multiplexed connection is the point, and a request
-//! that finds its connection's pinned upstream busy (concurrent streams of an
-//! HTTP/2 client).
+//! The shared pool (hyper-util's pooled client) serves an h2c upstream,
+//! where one multiplexed connection is the point, upgrades and chunked
+//! uploads, and a request that finds its connection's pinned upstream busy
+//! (concurrent streams of an HTTP/2 client).
 
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use super::direct::{self, Connection, DirectBody, DirectError, PinnedUpstream};
 
 /// How long an idle pooled or pinned connection keeps TCP keepalive probes away.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -47,10 +41,8 @@ pub enum UpstreamError {
         #[source]
         source: std::io::Error,
     },
-    #[error("HTTP/1.1 handshake with the upstream failed")]
-    Handshake(#[source] hyper::Error),
-    #[error("the upstream connection failed")]
-    Exchange(#[source] hyper::Error),
+    #[error(transparent)]
+    Direct(#[from] DirectError),
     #[error("the pooled upstream connection failed")]
     Pool(#[source] hyper_util::client::legacy::Error),
     #[error("the request target cannot be made absolute for the pool")]
@@ -101,14 +93,23 @@ impl Upstream {
 
     /// Sends `request` (its URI the origin-form target, see
     /// [`super::upstream_target`]) on the client connection's pinned upstream
-    /// connection when it is free, on the shared pool otherwise.
+    /// connection when it can carry it and is free, on the shared pool
+    /// otherwise.
     pub async fn send(
         &self,
-        pinned: &PinnedUpstream,
+        pinned: &Arc<PinnedUpstream>,
         mut request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        if let Some(checkout) = self.pin.then(|| pinned.checkout()).flatten() {
-            return self.send_pinned(checkout, request).await;
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        if self.pin && direct::can_carry(&request) {
+            if let Some((lease, idle)) = pinned.checkout() {
+                if !request.headers().contains_key(HOST) {
+                    if let Some(host) = &self.host {
+                        request.headers_mut().insert(HOST, host.clone());
+                    }
+                }
+                let response = direct::exchange(lease, idle, request, || self.connect()).await?;
+                return Ok(response.map(UpstreamBody::Direct));
+            }
         }
         // The pool picks its connection by the URI's scheme and authority.
         let target = request
@@ -118,53 +119,15 @@ impl Upstream {
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *request.uri_mut() =
             super::absolute_uri(&self.base, target).map_err(UpstreamError::Target)?;
-        self.pool
+        let response = self
+            .pool
             .request(request)
             .await
-            .map_err(UpstreamError::Pool)
+            .map_err(UpstreamError::Pool)?;
+        Ok(response.map(UpstreamBody::Pooled))
     }
 
-    async fn send_pinned(
-        &self,
-        mut checkout: Checkout<'_>,
-        mut request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        if !request.headers().contains_key(HOST) {
-            if let Some(host) = &self.host {
-                request.headers_mut().insert(HOST, host.clone());
-            }
-        }
-        let mut fresh = false;
-        loop {
-            let mut sender = match checkout.sender.take() {
-                Some(sender) if !sender.is_closed() => sender,
-                _ => {
-                    fresh = true;
-                    self.connect().await?
-                }
-            };
-            if let Err(error) = sender.ready().await {
-                if fresh {
-                    return Err(UpstreamError::Exchange(error));
-                }
-                continue;
-            }
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    checkout.sender = Some(sender);
-                    return Ok(response);
-                }
-                Err(mut error) => match error.take_message() {
-                    // The request never left: the kept-alive connection was
-                    // closed by the upstream in between. One retry on a new one.
-                    Some(unsent) if !fresh => request = unsent,
-                    _ => return Err(UpstreamError::Exchange(error.into_error())),
-                },
-            }
-        }
-    }
-
-    async fn connect(&self) -> Result<SendRequest<RequestBody>, UpstreamError> {
+    async fn connect(&self) -> Result<Connection, UpstreamError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
             .await
             .map_err(|_| UpstreamError::ConnectTimeout {
@@ -178,83 +141,52 @@ impl Upstream {
         let _ = stream.set_nodelay(true);
         let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        let (sender, connection) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(UpstreamError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
-                tracing::debug!(%error, "pinned upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(Connection::new(stream))
     }
 }
 
-/// The upstream connection of one client connection.
-#[derive(Default)]
-pub struct PinnedUpstream {
-    slot: Mutex<Slot>,
+/// A response body from either way to the upstream.
+// The direct body carries the connection and the rest of the upload; boxing
+// it would cost an allocation on every request to save space in a value
+// that lives once per in-flight response.
+#[allow(clippy::large_enum_variant)]
+pub enum UpstreamBody {
+    Pooled(Incoming),
+    Direct(DirectBody),
 }
 
-#[derive(Default)]
-enum Slot {
-    /// Not connected yet, or the last exchange broke the connection.
-    #[default]
-    Empty,
-    Idle(SendRequest<RequestBody>),
-    /// A request is using it.
-    Busy,
-}
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
-impl PinnedUpstream {
-    /// Takes the connection for one request; `None` when another request of
-    /// the same client connection has it.
-    fn checkout(&self) -> Option<Checkout<'_>> {
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        let sender = match std::mem::replace(&mut *slot, Slot::Busy) {
-            Slot::Busy => return None,
-            Slot::Empty => None,
-            Slot::Idle(sender) => Some(sender),
-        };
-        Some(Checkout {
-            owner: self,
-            sender,
-        })
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::Direct(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
     }
-}
 
-/// A checked-out pinned connection; goes back when dropped, or is dropped
-/// (closing the upstream connection after its exchange) when the request
-/// failed or was abandoned before its response head.
-struct Checkout<'a> {
-    owner: &'a PinnedUpstream,
-    sender: Option<SendRequest<RequestBody>>,
-}
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Pooled(body) => body.is_end_stream(),
+            UpstreamBody::Direct(body) => body.is_end_stream(),
+        }
+    }
 
-impl Drop for Checkout<'_> {
-    fn drop(&mut self) {
-        let mut slot = self.owner.slot.lock().unwrap_or_else(|p| p.into_inner());
-        *slot = match self.sender.take() {
-            Some(sender) => Slot::Idle(sender),
-            None => Slot::Empty,
-        };
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Pooled(body) => body.size_hint(),
+            UpstreamBody::Direct(body) => body.size_hint(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_busy_pinned_connection_sends_the_next_request_to_the_pool() {
-        let pinned = PinnedUpstream::default();
-        let first = pinned.checkout();
-        assert!(first.is_some());
-        assert!(pinned.checkout().is_none(), "second concurrent request");
-        drop(first);
-        assert!(pinned.checkout().is_some(), "free again after the first");
-    }
 
     #[test]
     fn the_upstream_address_comes_from_the_base_uri() {

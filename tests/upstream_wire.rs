@@ -1,0 +1,328 @@
+//! The proxy's own HTTP/1.1 client against an upstream that writes raw bytes:
+//! each route answers with the exact wire form of one case of RFC 9112's
+//! message framing, so what reaches the client shows how it was read.
+
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+/// (upstream connection number, method, path) of each request it read.
+type RequestLog = Arc<Mutex<Vec<(usize, String, String)>>>;
+
+/// The raw answer of each route. (hyper, serving the client, passes on
+/// only the trailer fields the response declares in `Trailer`.)
+fn wire_answer(path: &str) -> &'static [u8] {
+    match path {
+        "/trailers" => b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Checksum: 42\r\n\r\n",
+        "/interim" => b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone",
+        "/head" => b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+        "/until-close" => b"HTTP/1.1 200 OK\r\n\r\nstreamed until close",
+        "/reason" => b"HTTP/1.1 200 Fine Thanks\r\nContent-Length: 2\r\n\r\nok",
+        "/conflict" => b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "/cut" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial",
+        "/early" => b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo much",
+        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    }
+}
+
+/// Serves [`wire_answer`]s. `/until-close` and `/cut` close the connection
+/// after their bytes; `/early` answers without reading the request body and
+/// then holds the connection open, unread, for a while.
+fn wire_upstream() -> (SocketAddr, RequestLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log: RequestLog = Arc::default();
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for (connection, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || serve_wire(connection, stream, &seen));
+        }
+    });
+    (addr, log)
+}
+
+fn serve_wire(
+    connection: usize,
+    mut stream: TcpStream,
+    seen: &Mutex<Vec<(usize, String, String)>>,
+) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+        let mut request_line = head.split(' ');
+        let method = request_line.next().unwrap_or("").to_string();
+        let path = request_line.next().unwrap_or("").to_string();
+        seen.lock()
+            .unwrap()
+            .push((connection, method, path.clone()));
+        if path == "/early" {
+            let _ = stream.write_all(wire_answer(&path));
+            std::thread::sleep(Duration::from_secs(3));
+            return;
+        }
+        let length: usize = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.trim().parse().unwrap());
+        while buffer.len() < end + 4 + length {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buffer.drain(..end + 4 + length);
+        if stream.write_all(wire_answer(&path)).is_err() {
+            return;
+        }
+        if path == "/until-close" || path == "/cut" {
+            return;
+        }
+    }
+}
+
+/// Writes `request` on a new client connection and reads until `done` says
+/// the bytes so far are complete, or the proxy closes.
+fn exchange_until(stream: &mut TcpStream, request: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !done(&received) {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+    received
+}
+
+fn connections_for(log: &RequestLog, path: &str) -> Vec<usize> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, p)| p == path)
+        .map(|(connection, _, _)| *connection)
+        .collect()
+}
+
+#[test]
+fn chunked_responses_keep_their_trailers_for_clients_that_accept_them() {
+    let (addr, _) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let raw = raw_exchange(
+        sidecar.proxy,
+        b"GET /trailers HTTP/1.1\r\nHost: m\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (status, head, body) = split_response(&raw);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(body, b"hello world", "{text}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{text}"
+    );
+    assert!(
+        text.to_ascii_lowercase().contains("\r\nx-checksum: 42\r\n"),
+        "trailer missing: {text}"
+    );
+}
+
+#[test]
+fn interim_responses_are_skipped_and_the_connection_stays_in_use() {
+    let (addr, log) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let mut client = TcpStream::connect(sidecar.proxy).unwrap();
+    for _ in 0..2 {
+        let raw = exchange_until(
+            &mut client,
+            b"GET /interim HTTP/1.1\r\nHost: m\r\n\r\n",
+            |r| r.ends_with(b"done"),
+        );
+        let (status, _, body) = split_response(&raw);
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"done"[..]),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    let used = connections_for(&log, "/interim");
+    assert_eq!(used.len(), 2);
+    assert_eq!(
+        used[0], used[1],
+        "both requests on one upstream connection: {used:?}"
+    );
+}
+
+#[test]
+fn a_head_response_has_no_body_whatever_its_length_says() {
+    let (addr, log) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let mut client = TcpStream::connect(sidecar.proxy).unwrap();
+    let raw = exchange_until(
+        &mut client,
+        b"HEAD /head HTTP/1.1\r\nHost: m\r\n\r\n",
+        |r| r.windows(4).any(|w| w == b"\r\n\r\n"),
+    );
+    let (status, head, body) = split_response(&raw);
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 1234"),
+        "{head}"
+    );
+    assert!(body.is_empty());
+    // The next request on the same connections is answered at once: the
+    // proxy did not wait for 1234 bytes that never come.
+    let started = Instant::now();
+    let raw = exchange_until(&mut client, b"GET /next HTTP/1.1\r\nHost: m\r\n\r\n", |r| {
+        r.ends_with(b"ok")
+    });
+    assert_eq!(
+        split_response(&raw).0,
+        200,
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        connections_for(&log, "/head"),
+        connections_for(&log, "/next")
+    );
+}
+
+#[test]
+fn a_body_delimited_by_close_arrives_whole_and_the_connection_is_not_reused() {
+    let (addr, log) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let mut client = TcpStream::connect(sidecar.proxy).unwrap();
+    let raw = exchange_until(
+        &mut client,
+        b"GET /until-close HTTP/1.1\r\nHost: m\r\n\r\n",
+        |r| split_response(r).2 == b"streamed until close",
+    );
+    assert_eq!(
+        split_response(&raw).2,
+        b"streamed until close",
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let raw = exchange_until(&mut client, b"GET /next HTTP/1.1\r\nHost: m\r\n\r\n", |r| {
+        r.ends_with(b"ok")
+    });
+    assert_eq!(split_response(&raw).0, 200);
+    assert_ne!(
+        connections_for(&log, "/until-close"),
+        connections_for(&log, "/next")
+    );
+}
+
+#[test]
+fn the_upstream_reason_phrase_reaches_the_client() {
+    let (addr, _) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let raw = raw_exchange(
+        sidecar.proxy,
+        b"GET /reason HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200 Fine Thanks\r\n"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+}
+
+#[test]
+fn conflicting_response_lengths_become_a_502_with_the_reason() {
+    let (addr, _) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let (status, _, body) = split_response(&raw_exchange(
+        sidecar.proxy,
+        b"GET /conflict HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
+    ));
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("conflicting Content-Length"), "{body}");
+    assert!(!body.contains("abcd"));
+}
+
+#[test]
+fn a_body_cut_short_by_the_upstream_is_cut_short_for_the_client_and_counted() {
+    let (addr, _) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    // The client's connection ends before the promised 100 bytes.
+    let raw = raw_exchange(sidecar.proxy, b"GET /cut HTTP/1.1\r\nHost: m\r\n\r\n");
+    let (_, _, body) = split_response(&raw);
+    assert!(body.len() < 100, "{}", String::from_utf8_lossy(&raw));
+    let text = sidecar.wait_for_metric(
+        r#"magma_request_errors_total{kind="upstream_unreachable"}"#,
+        1.0,
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            r#"magma_request_errors_total{kind="upstream_unreachable"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_answer_sent_before_the_request_body_was_read_reaches_the_client() {
+    let (addr, _) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let mut client = TcpStream::connect(sidecar.proxy).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Far more than the socket buffers hold: the upload stalls while the
+    // upstream's answer is already waiting.
+    let body_len = 32 << 20;
+    let head = format!("POST /early HTTP/1.1\r\nHost: m\r\nContent-Length: {body_len}\r\n\r\n");
+    let mut writer = client.try_clone().unwrap();
+    let upload = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..(body_len >> 20) {
+            if writer.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !received.ends_with(b"too much") {
+        match client.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let (status, _, body) = split_response(&received);
+    assert_eq!(
+        (status, body.as_slice()),
+        (413, &b"too much"[..]),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    drop(client);
+    let _ = upload.join();
+}
