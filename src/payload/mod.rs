@@ -12,6 +12,7 @@ pub mod marks;
 pub mod media;
 pub mod media_type;
 pub mod multipart;
+pub mod number;
 pub mod record;
 pub mod redact;
 pub mod request_json;

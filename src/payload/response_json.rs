@@ -31,10 +31,7 @@ pub struct ActionVector {
 
 impl ActionVector {
     fn push(&mut self, token: &[u8]) {
-        let value = std::str::from_utf8(token)
-            .ok()
-            .and_then(|t| t.parse::<f64>().ok());
-        match value {
+        match super::number::parse_f64(token) {
             Some(v) if self.len < ACTION_DIM => {
                 self.values[self.len] = v;
                 self.len += 1;
@@ -199,11 +196,7 @@ impl JsonVisitor for ResponseJson {
         } else if path.matches(&[Pat::Key("usage"), Pat::Key("completion_tokens")]) {
             self.completion_tokens = parse_u64(token);
         } else if first_choice_logprob(path) {
-            if let Some(v) = std::str::from_utf8(token)
-                .ok()
-                .and_then(|t| t.parse::<f64>().ok())
-                .filter(|v| v.is_finite())
-            {
+            if let Some(v) = super::number::parse_f64(token).filter(|v| v.is_finite()) {
                 self.logprob_sum += v;
                 self.logprob_count = self.logprob_count.saturating_add(1);
             }
