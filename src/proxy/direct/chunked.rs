@@ -227,6 +227,36 @@ mod tests {
     }
 
     #[test]
+    fn random_bodies_in_random_chunks_and_splits_decode_to_themselves() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..500 {
+            let body: Vec<u8> = (0..rng.random_range(0..3000)).map(|_| rng.random()).collect();
+            let mut wire = Vec::new();
+            let mut rest = body.as_slice();
+            while !rest.is_empty() {
+                let size = rng.random_range(1..=rest.len().min(700));
+                let (chunk, tail) = rest.split_at(size);
+                let size_line = if rng.random_bool(0.5) {
+                    format!("{size:x}")
+                } else {
+                    format!("{size:X};n=v")
+                };
+                wire.extend_from_slice(size_line.as_bytes());
+                wire.extend_from_slice(b"\r\n");
+                wire.extend_from_slice(chunk);
+                wire.extend_from_slice(b"\r\n");
+                rest = tail;
+            }
+            wire.extend_from_slice(b"0\r\n\r\n");
+            let step = rng.random_range(1..=64);
+            let (data, trailers) = decode_in_pieces(&wire, step).unwrap();
+            assert_eq!(data, body);
+            assert!(trailers.is_none());
+        }
+    }
+
+    #[test]
     fn a_body_without_trailers_ends_at_the_empty_line_and_leaves_the_rest() {
         let mut decoder = ChunkedDecoder::default();
         let mut buf = BytesMut::from(&b"3\r\nabc\r\n0\r\n\r\nNEXT"[..]);
