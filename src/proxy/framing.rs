@@ -117,6 +117,15 @@ impl FramingWatcher {
                     }
                     None => &[],
                 },
+                State::Head if self.line.is_empty() => match whole_head_len(data) {
+                    // The usual case: the whole head arrived in one read and
+                    // is read in place, with no copy into the line buffer.
+                    Some(len) if len <= self.max_head => {
+                        self.finish_head(&data[..len]);
+                        &data[len..]
+                    }
+                    _ => self.collect(data),
+                },
                 State::Head | State::ChunkSize | State::Trailers => self.collect(data),
             };
         }
@@ -166,7 +175,10 @@ impl FramingWatcher {
             _ => {
                 // A head ends at its first blank line; leading blank lines are ignored (RFC 9112 §2.2).
                 if self.line.ends_with(b"\r\n\r\n") || self.line.ends_with(b"\n\n") {
-                    self.finish_head();
+                    let head = std::mem::take(&mut self.line);
+                    self.finish_head(&head);
+                    self.line = head;
+                    self.line.clear();
                 } else if is_blank_line(&self.line) {
                     self.line.clear();
                 }
@@ -175,9 +187,8 @@ impl FramingWatcher {
         rest
     }
 
-    fn finish_head(&mut self) {
-        let framing = parse_head(&self.line);
-        self.line.clear();
+    fn finish_head(&mut self, head: &[u8]) {
+        let framing = parse_head(head);
         let index = self.heads_seen;
         self.heads_seen += 1;
         if framing.has_content_length
@@ -206,6 +217,19 @@ impl FramingWatcher {
         self.state = State::Off;
         self.line = Vec::new();
     }
+}
+
+/// Length of the request head at the start of `data`, up to and including
+/// its blank line, when all of it is there; `None` when it is not, or when
+/// `data` opens with a blank line (left to the line-by-line path).
+fn whole_head_len(data: &[u8]) -> Option<usize> {
+    if data.starts_with(b"\r\n") || data.starts_with(b"\n") || data.starts_with(H2_PREFACE) {
+        return None;
+    }
+    // The same end as the line-by-line path sees.
+    memchr::memchr_iter(b'\n', data)
+        .map(|newline| newline + 1)
+        .find(|&end| data[..end].ends_with(b"\r\n\r\n") || data[..end].ends_with(b"\n\n"))
 }
 
 fn is_blank_line(line: &[u8]) -> bool {

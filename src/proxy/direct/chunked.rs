@@ -231,7 +231,9 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         for _ in 0..500 {
-            let body: Vec<u8> = (0..rng.random_range(0..3000)).map(|_| rng.random()).collect();
+            let body: Vec<u8> = (0..rng.random_range(0..3000))
+                .map(|_| rng.random())
+                .collect();
             let mut wire = Vec::new();
             let mut rest = body.as_slice();
             while !rest.is_empty() {

@@ -91,7 +91,9 @@ pub fn parse(
 
 /// Copies parsed fields into a header map, repeated fields kept in order.
 pub fn header_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, DirectError> {
-    let mut map = HeaderMap::with_capacity(fields.len());
+    // Room for the x-request-id the proxy adds, so the map does not grow
+    // (reallocate and rehash) for one field.
+    let mut map = HeaderMap::with_capacity(fields.len() + 1);
     for field in fields {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| DirectError::Malformed("invalid header name"))?;
