@@ -128,12 +128,16 @@ pub async fn serve(
         })?;
     let resources = crate::resources::start(&args.resources, signal.clone());
     let anomalies = Arc::new(crate::anomaly::AnomalyHandle::new(args.anomaly.config()));
-    tokio::spawn(crate::anomaly::run(
-        anomalies.clone(),
-        crate::anomaly::PrometheusSource::new(prometheus.clone()),
-        args.anomaly.anomaly_interval,
-        signal.clone(),
-    ));
+    crate::background::spawn_runtime(
+        "magma-anomaly",
+        crate::anomaly::run(
+            anomalies.clone(),
+            crate::anomaly::PrometheusSource::new(prometheus.clone()),
+            args.anomaly.anomaly_interval,
+            signal.clone(),
+        ),
+    )
+    .map_err(|e| format!("cannot start the anomaly engine thread: {e}"))?;
     tokio::spawn(crate::anomaly::health_events::watch_health(
         anomalies.clone(),
         health.clone(),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod anomaly;
 pub mod app;
+pub mod background;
 pub mod config;
 pub mod demo;
 pub mod drift;

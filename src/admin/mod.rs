@@ -75,7 +75,12 @@ impl AdminState {
 
 /// Serves the admin routes until shutdown.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut shutdown: ShutdownSignal) {
-    tokio::spawn(timeseries::run(state.clone(), shutdown.clone()));
+    if let Err(error) = crate::background::spawn_runtime(
+        "magma-timeseries",
+        timeseries::run(state.clone(), shutdown.clone()),
+    ) {
+        tracing::warn!(%error, "cannot start the dashboard time series thread");
+    }
     loop {
         let (stream, _peer): (_, SocketAddr) = tokio::select! {
             accepted = listener.accept() => match accepted {

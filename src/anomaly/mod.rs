@@ -184,6 +184,7 @@ pub async fn run<R: RegistryText + 'static>(
         };
         let engine = handle.clone();
         let result = tokio::task::spawn_blocking(move || {
+            crate::background::lower_this_thread();
             let snapshot = current.snapshot(unix_now());
             engine.step(&snapshot);
             current

@@ -79,6 +79,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("magma-drift".into())
         .spawn(move || {
+            crate::background::lower_this_thread();
             let poll_every = Duration::from_secs(1);
             let mut last_poll = Instant::now();
             loop {

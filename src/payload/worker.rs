@@ -64,6 +64,7 @@ pub fn spawn_analysis(
     std::thread::Builder::new()
         .name("magma-analysis".into())
         .spawn(move || {
+            crate::background::lower_this_thread();
             while let Some(sample) = receiver.blocking_recv() {
                 let started = Instant::now();
                 analyse(&sample, &extractor, capture, log.as_mut(), &ring, &hooks);

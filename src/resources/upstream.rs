@@ -195,6 +195,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("process-collector".into())
         .spawn(move || {
+            crate::background::lower_this_thread();
             let mut collector = UpstreamCollector::new(target);
             loop {
                 let snapshot = collector.poll();

@@ -36,7 +36,10 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("gpu-collector".into())
-        .spawn(move || run(config, shared, stopper))
+        .spawn(move || {
+            crate::background::lower_this_thread();
+            run(config, shared, stopper)
+        })
 }
 
 /// Wait after `failures` consecutive failures: the interval, doubled each
