@@ -892,7 +892,7 @@ type ConnectionLog = Arc<Mutex<Vec<(usize, String)>>>;
 /// request path; with `close_after_each`, it closes every connection shortly
 /// after answering, as a server with a short keep-alive timeout does.
 fn counting_upstream(close_after_each: bool) -> (std::net::SocketAddr, ConnectionLog) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: ConnectionLog = Arc::default();
@@ -903,28 +903,10 @@ fn counting_upstream(close_after_each: bool) -> (std::net::SocketAddr, Connectio
             let log = log.clone();
             std::thread::spawn(move || {
                 let mut buffer = Vec::new();
-                let mut chunk = [0u8; 4096];
                 loop {
-                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match stream.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
+                    let Some(head) = read_raw_request(&mut stream, &mut buffer, |_| true) else {
+                        return;
                     };
-                    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-                    let length: usize = head
-                        .lines()
-                        .filter_map(|l| l.split_once(':'))
-                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                        .map_or(0, |(_, v)| v.trim().parse().unwrap());
-                    while buffer.len() < end + 4 + length {
-                        match stream.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    buffer.drain(..end + 4 + length);
                     let path = head.split(' ').nth(1).unwrap_or("").to_string();
                     log.lock().unwrap().push((connection, path));
                     if stream

@@ -54,16 +54,13 @@ fn serve_wire(
     seen: &Mutex<Vec<(usize, String, String)>>,
 ) {
     let mut buffer = Vec::new();
-    let mut chunk = [0u8; 65536];
     loop {
-        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-            continue;
+        // `/early` answers without reading the request body.
+        let Some(head) = read_raw_request(&mut stream, &mut buffer, |head| {
+            !head.starts_with("POST /early ")
+        }) else {
+            return;
         };
-        let head = String::from_utf8_lossy(&buffer[..end]).to_string();
         let mut request_line = head.split(' ');
         let method = request_line.next().unwrap_or("").to_string();
         let path = request_line.next().unwrap_or("").to_string();
@@ -75,18 +72,6 @@ fn serve_wire(
             std::thread::sleep(Duration::from_secs(3));
             return;
         }
-        let length: usize = head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .map_or(0, |(_, v)| v.trim().parse().unwrap());
-        while buffer.len() < end + 4 + length {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-        buffer.drain(..end + 4 + length);
         if stream.write_all(wire_answer(&path)).is_err() {
             return;
         }

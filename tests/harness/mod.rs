@@ -211,6 +211,49 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     response
 }
 
+/// Reads one HTTP/1.1 request from a raw server connection: its head (as
+/// text, without the blank line) and, when `with_body(head)` says so, the
+/// `Content-Length` bytes after it, all removed from `buffer` (which keeps
+/// what arrived beyond them). `None` when the peer closed first.
+pub fn read_raw_request(
+    stream: &mut StdStream,
+    buffer: &mut Vec<u8>,
+    with_body: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let mut chunk = [0u8; 65536];
+    let mut fill = |buffer: &mut Vec<u8>| match stream.read(&mut chunk) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buffer.extend_from_slice(&chunk[..n]);
+            true
+        }
+    };
+    let end = loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        if !fill(buffer) {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+    let length: usize = if with_body(&head) {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.trim().parse().unwrap())
+    } else {
+        0
+    };
+    while buffer.len() < end + 4 + length {
+        if !fill(buffer) {
+            return None;
+        }
+    }
+    buffer.drain(..end + 4 + length);
+    Some(head)
+}
+
 /// Splits a raw HTTP/1.1 response into status, head text and body bytes
 /// (chunked bodies are decoded).
 pub fn split_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
