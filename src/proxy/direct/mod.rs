@@ -15,9 +15,9 @@
 //! before it has read everything), and the response body is decoded from the
 //! connection's read buffer without a copy.
 //!
-//! It carries requests whose body length is known (`Content-Length`, or no
-//! body). Upgrades, `CONNECT` and chunked uploads go to the pooled client,
-//! as does everything when the upstream speaks h2c.
+//! It carries requests with no body or a body of known length up to
+//! 64 KiB. Upgrades, `CONNECT`, chunked and larger uploads go to the pooled
+//! client, as does everything when the upstream speaks h2c.
 
 mod chunked;
 mod error;
@@ -46,7 +46,12 @@ const MAX_READ: usize = 256 * 1024;
 /// Below this much free space the buffer is grown before a read.
 const MIN_SPARE: usize = 1024;
 
-/// Largest request body sent on the direct path; see [`can_carry`].
+/// Largest request body sent on the direct path.
+///
+/// Measured on a CPU shared with the upstream: 1 MiB uploads through the
+/// pooled client ran 20-25 % faster than through the direct path, which
+/// spent 30 % more system time on them (see the README's Performance
+/// section); small requests gain the other way round.
 const MAX_UPLOAD: u64 = 64 * 1024;
 
 /// Whether a request can take the direct path.
