@@ -2,8 +2,6 @@
 //! failed: the upstream (502), the client's body (400 / 413, decided by the
 //! forward path from the exchange's own flags), or the wire in between.
 
-use crate::proxy::body::BodyError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum DirectError {
     #[error("writing the request to the upstream failed")]
@@ -18,6 +16,9 @@ pub enum DirectError {
     Parse(#[source] httparse::Error),
     #[error("malformed upstream response: {0}")]
     Malformed(&'static str),
+    /// The client's body broke off or went over the limit (a
+    /// `proxy::body::BodyError`, boxed so this file stands alone for the
+    /// fuzz target).
     #[error("the client's request body failed")]
-    RequestBody(#[source] BodyError),
+    RequestBody(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

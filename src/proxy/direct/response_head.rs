@@ -34,7 +34,7 @@ pub struct ResponseHead {
     pub version: Version,
     /// The reason phrase when it differs from the status code's canonical one,
     /// so the client sees the upstream's own words.
-    pub reason: Option<hyper::ext::ReasonPhrase>,
+    pub reason: Option<Vec<u8>>,
     pub headers: HeaderMap,
     pub framing: Framing,
     /// Whether the connection may carry another request after this response.
@@ -72,7 +72,7 @@ pub fn parse(
     let reason = response
         .reason
         .filter(|reason| Some(*reason) != status.canonical_reason())
-        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).ok());
+        .map(|reason| reason.as_bytes().to_vec());
     let headers = header_map(response.headers)?;
     let framing = framing(&headers, status, request_was_head)?;
     let keep_alive = framing != Framing::UntilClose && keeps_alive(&headers, version);
@@ -284,6 +284,6 @@ mod tests {
     #[test]
     fn an_unusual_reason_phrase_is_kept() {
         let head = head("HTTP/1.1 200 Fine Thanks\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(head.reason.unwrap().as_bytes(), b"Fine Thanks");
+        assert_eq!(head.reason.unwrap(), b"Fine Thanks");
     }
 }

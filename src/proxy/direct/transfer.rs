@@ -119,7 +119,7 @@ impl Upload {
             }
             Poll::Ready(Some(Err(error))) => {
                 *self = Upload::Abandoned;
-                Err(DirectError::RequestBody(error))
+                Err(DirectError::RequestBody(Box::new(error)))
             }
             Poll::Ready(None) => {
                 *self = Upload::Flushing(Bytes::new());
@@ -176,7 +176,7 @@ impl Transfer {
                 Poll::Ready(Some(Err(error))) => {
                     self.upload = Upload::Abandoned;
                     self.reusable = false;
-                    return Err(DirectError::RequestBody(error));
+                    return Err(DirectError::RequestBody(Box::new(error)));
                 }
                 Poll::Ready(None) => {
                     self.upload = Upload::Done;
@@ -276,7 +276,10 @@ impl DirectBody {
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;
         *response.headers_mut() = head.headers;
-        if let Some(reason) = head.reason {
+        if let Some(reason) = head
+            .reason
+            .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason).ok())
+        {
             response.extensions_mut().insert(reason);
         }
         response

@@ -1,0 +1,68 @@
+//! The upstream response parsers of the direct path (head, RFC 9112 §6.3
+//! framing, chunked decoding) must never panic, and a chunked body must
+//! decode to the same bytes and trailers however its reads are split.
+#![no_main]
+#![allow(dead_code)]
+
+// At the crate root, the files' `super::error` and `super::response_head`
+// resolve to these siblings, as they do inside `proxy::direct`.
+#[path = "../../src/proxy/direct/chunked.rs"]
+mod chunked;
+#[path = "../../src/proxy/direct/error.rs"]
+mod error;
+#[path = "../../src/proxy/direct/response_head.rs"]
+mod response_head;
+
+use bytes::BytesMut;
+use chunked::{ChunkedDecoder, Decoded};
+use response_head::Framing;
+use libfuzzer_sys::fuzz_target;
+
+/// Decodes `body` fed `step` bytes at a time: the data, the trailers as
+/// text, and whether it ended, failed or ran out of input.
+fn decode(body: &[u8], step: usize) -> (Vec<u8>, Option<String>, &'static str) {
+    let mut decoder = ChunkedDecoder::default();
+    let mut buf = BytesMut::new();
+    let mut pieces = body.chunks(step.max(1));
+    let (mut data, mut trailers) = (Vec::new(), None);
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Decoded::Data(bytes)) => {
+                assert!(!bytes.is_empty(), "empty data frame");
+                data.extend_from_slice(&bytes);
+            }
+            Ok(Decoded::Trailers(map)) => trailers = Some(format!("{map:?}")),
+            Ok(Decoded::End) => return (data, trailers, "end"),
+            Ok(Decoded::NeedMore) => match pieces.next() {
+                Some(piece) => buf.extend_from_slice(piece),
+                None => return (data, trailers, "short"),
+            },
+            Err(_) => return (data, trailers, "error"),
+        }
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&split, wire)) = input.split_first() else {
+        return;
+    };
+    let (length, head) = match response_head::parse(wire, split & 1 == 1) {
+        Ok(Some((length, head))) => (length, head),
+        Ok(None) | Err(_) => return,
+    };
+    assert!(length <= wire.len());
+    if head.framing == Framing::UntilClose {
+        assert!(!head.keep_alive, "a body delimited by close cannot keep the connection");
+    }
+    if head.framing != Framing::Chunked {
+        return;
+    }
+    let body = &wire[length..];
+    let whole = decode(body, body.len());
+    let split = decode(body, usize::from(split % 16) + 1);
+    // Errors may be found at different points, but a body that decodes to
+    // its end does so the same way at any split.
+    if whole.2 == "end" || split.2 == "end" {
+        assert_eq!(whole, split);
+    }
+});
