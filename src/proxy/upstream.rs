@@ -6,16 +6,13 @@
 //! uploads, and a request that finds its connection's pinned upstream busy
 //! (concurrent streams of an HTTP/2 client).
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri, Version};
-use http_body::{Body, Frame, SizeHint};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -108,7 +105,7 @@ impl Upstream {
                     }
                 }
                 let response = direct::exchange(lease, idle, request, || self.connect()).await?;
-                return Ok(response.map(UpstreamBody::Direct));
+                return Ok(response.map(Either::Right));
             }
         }
         // The pool picks its connection by the URI's scheme and authority.
@@ -124,7 +121,7 @@ impl Upstream {
             .request(request)
             .await
             .map_err(UpstreamError::Pool)?;
-        Ok(response.map(UpstreamBody::Pooled))
+        Ok(response.map(Either::Left))
     }
 
     async fn connect(&self) -> Result<Connection, UpstreamError> {
@@ -145,44 +142,10 @@ impl Upstream {
     }
 }
 
-/// A response body from either way to the upstream.
-// The direct body carries the connection and the rest of the upload; boxing
-// it would cost an allocation on every request to save space in a value
-// that lives once per in-flight response.
-#[allow(clippy::large_enum_variant)]
-pub enum UpstreamBody {
-    Pooled(Incoming),
-    Direct(DirectBody),
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            UpstreamBody::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            UpstreamBody::Direct(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Pooled(body) => body.is_end_stream(),
-            UpstreamBody::Direct(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Pooled(body) => body.size_hint(),
-            UpstreamBody::Direct(body) => body.size_hint(),
-        }
-    }
-}
+/// A response body from either way to the upstream: the pooled client's
+/// (`Left`) or the direct path's (`Right`). `Either` boxes the two error
+/// types into one.
+pub type UpstreamBody = Either<Incoming, DirectBody>;
 
 #[cfg(test)]
 mod tests {
