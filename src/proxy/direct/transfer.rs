@@ -46,8 +46,8 @@ where
     let mut first_write = Vec::with_capacity(FIRST_WRITE_CAPACITY);
     request_head::encode(&parts, &mut first_write);
     drop(parts);
-    let mut upload = Upload::Sending {
-        body,
+    let mut upload = Upload {
+        body: Some(body),
         pending: Bytes::new(),
     };
     poll_fn(|cx| Poll::Ready(upload.take_ready_bytes(cx, &mut first_write))).await?;
@@ -77,22 +77,48 @@ where
     Ok(DirectBody::start(transfer, lease, head))
 }
 
-/// The request body on its way up.
-enum Upload {
-    /// More body may come from the client; `pending` is not yet written.
-    Sending {
-        body: RequestBody,
-        pending: Bytes,
-    },
-    /// The client's body ended; the last bytes are being written.
-    Flushing(Bytes),
-    Done,
-    /// The upstream stopped reading or the client's body broke off: the
-    /// connection cannot carry another request.
-    Abandoned,
+/// The request body on its way up: `pending` is not yet written, `body` is
+/// the client's body while more of it may come. With neither left, the
+/// upload is complete.
+struct Upload {
+    body: Option<RequestBody>,
+    pending: Bytes,
 }
 
 impl Upload {
+    fn is_complete(&self) -> bool {
+        self.body.is_none() && self.pending.is_empty()
+    }
+
+    /// Stops the upload when the upstream stopped reading or the client's
+    /// body broke off; the caller marks the connection not reusable.
+    fn abandon(&mut self) {
+        self.body = None;
+        self.pending = Bytes::new();
+    }
+
+    /// Takes the client's next chunk into `pending` (called with nothing
+    /// pending). `Ready(Ok)` when a chunk came or the body ended.
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), DirectError>> {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                self.pending = frame.into_data().unwrap_or_default();
+                if body.is_end_stream() {
+                    self.body = None;
+                }
+            }
+            Some(Err(error)) => {
+                self.abandon();
+                return Poll::Ready(Err(DirectError::RequestBody(Box::new(error))));
+            }
+            None => self.body = None,
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Moves the body bytes that are ready now behind the head, so a small
     /// request leaves in one write.
     fn take_ready_bytes(
@@ -100,33 +126,14 @@ impl Upload {
         cx: &mut Context<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), DirectError> {
-        let Upload::Sending { body, pending } = self else {
-            return Ok(());
-        };
-        match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if data.len() <= COALESCE_MAX {
-                        out.extend_from_slice(&data);
-                    } else {
-                        *pending = data;
-                    }
-                }
-                if body.is_end_stream() {
-                    *self = Upload::Flushing(std::mem::take(pending));
-                }
-                Ok(())
-            }
-            Poll::Ready(Some(Err(error))) => {
-                *self = Upload::Abandoned;
-                Err(DirectError::RequestBody(Box::new(error)))
-            }
-            Poll::Ready(None) => {
-                *self = Upload::Flushing(Bytes::new());
-                Ok(())
-            }
-            Poll::Pending => Ok(()),
+        if let Poll::Ready(Err(error)) = self.poll_body(cx) {
+            return Err(error);
         }
+        if self.pending.len() <= COALESCE_MAX {
+            out.extend_from_slice(&self.pending);
+            self.pending = Bytes::new();
+        }
+        Ok(())
     }
 }
 
@@ -142,45 +149,28 @@ impl Transfer {
     /// Sends as much of the request body as can go without waiting.
     fn poll_upload(&mut self, cx: &mut Context<'_>) -> Result<(), DirectError> {
         loop {
-            if let Upload::Sending { pending, .. } | Upload::Flushing(pending) = &mut self.upload {
-                while !pending.is_empty() {
-                    match Pin::new(&mut self.connection.io).poll_write(cx, pending) {
-                        Poll::Ready(Ok(written)) if written > 0 => pending.advance(written),
-                        // The upstream stopped reading (or went away): its
-                        // answer, if one comes, is read all the same.
-                        Poll::Ready(_) => {
-                            self.upload = Upload::Abandoned;
-                            self.reusable = false;
-                            return Ok(());
-                        }
-                        Poll::Pending => return Ok(()),
+            let pending = &mut self.upload.pending;
+            while !pending.is_empty() {
+                match Pin::new(&mut self.connection.io).poll_write(cx, pending) {
+                    Poll::Ready(Ok(written)) if written > 0 => pending.advance(written),
+                    // The upstream stopped reading (or went away): its
+                    // answer, if one comes, is read all the same.
+                    Poll::Ready(_) => {
+                        self.upload.abandon();
+                        self.reusable = false;
+                        return Ok(());
                     }
+                    Poll::Pending => return Ok(()),
                 }
             }
-            let (body, pending) = match &mut self.upload {
-                Upload::Sending { body, pending } => (body, pending),
-                Upload::Flushing(_) => {
-                    self.upload = Upload::Done;
-                    return Ok(());
-                }
-                Upload::Done | Upload::Abandoned => return Ok(()),
-            };
-            match Pin::new(&mut *body).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    *pending = frame.into_data().unwrap_or_default();
-                    if body.is_end_stream() {
-                        let last = std::mem::take(pending);
-                        self.upload = Upload::Flushing(last);
-                    }
-                }
-                Poll::Ready(Some(Err(error))) => {
-                    self.upload = Upload::Abandoned;
+            if self.upload.body.is_none() {
+                return Ok(());
+            }
+            match self.upload.poll_body(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => {
                     self.reusable = false;
-                    return Err(DirectError::RequestBody(Box::new(error)));
-                }
-                Poll::Ready(None) => {
-                    self.upload = Upload::Done;
-                    return Ok(());
+                    return Err(error);
                 }
                 Poll::Pending => return Ok(()),
             }
@@ -254,21 +244,19 @@ pub struct DirectBody {
 }
 
 impl DirectBody {
-    fn start(transfer: Transfer, lease: Lease, head: ResponseHead) -> Response<Self> {
+    fn start(mut transfer: Transfer, lease: Lease, head: ResponseHead) -> Response<Self> {
         let download = match head.framing {
             Framing::Empty => Download::Done,
             Framing::Length(length) => Download::Length(length),
             Framing::Chunked => Download::Chunked(ChunkedDecoder::default()),
             Framing::UntilClose => Download::UntilClose,
         };
+        transfer.reusable &= head.keep_alive;
         let mut body = DirectBody {
             transfer: Some(transfer),
             download,
             lease,
         };
-        if let Some(transfer) = body.transfer.as_mut() {
-            transfer.reusable &= head.keep_alive;
-        }
         if body.download.is_done() {
             body.finish();
         }
@@ -290,7 +278,7 @@ impl DirectBody {
     fn finish(&mut self) {
         if let Some(transfer) = self.transfer.take() {
             let reusable = transfer.reusable
-                && upload_complete(&transfer.upload)
+                && transfer.upload.is_complete()
                 && transfer.connection.buf.is_empty();
             self.lease
                 .give_back(reusable.then_some(transfer.connection));
@@ -301,14 +289,6 @@ impl DirectBody {
         self.transfer = None;
         self.lease.give_back(None);
         Poll::Ready(Some(Err(error)))
-    }
-}
-
-fn upload_complete(upload: &Upload) -> bool {
-    match upload {
-        Upload::Done => true,
-        Upload::Flushing(pending) => pending.is_empty(),
-        Upload::Sending { .. } | Upload::Abandoned => false,
     }
 }
 
@@ -329,36 +309,37 @@ impl Body for DirectBody {
         }
         loop {
             let buf = &mut transfer.connection.buf;
-            let frame = match &mut this.download {
-                Download::Done => None,
+            // `None`: the buffer holds nothing more for the body; read.
+            let decoded = match &mut this.download {
+                Download::Done => Some(None),
                 Download::Length(remaining) if !buf.is_empty() => {
                     let take = (*remaining).min(buf.len() as u64) as usize;
                     *remaining -= take as u64;
-                    Some(Frame::data(buf.split_to(take).freeze()))
+                    Some(Some(Frame::data(buf.split_to(take).freeze())))
                 }
-                Download::UntilClose if !buf.is_empty() => Some(Frame::data(buf.split().freeze())),
+                Download::UntilClose if !buf.is_empty() => {
+                    Some(Some(Frame::data(buf.split().freeze())))
+                }
+                Download::Length(_) | Download::UntilClose => None,
                 Download::Chunked(decoder) => match decoder.decode(buf) {
-                    Ok(Decoded::Data(data)) => Some(Frame::data(data)),
-                    Ok(Decoded::Trailers(trailers)) => Some(Frame::trailers(trailers)),
-                    Ok(Decoded::End) => None,
-                    Ok(Decoded::NeedMore) => match ready!(transfer.connection.poll_fill(cx)) {
-                        Ok(0) => return this.fail(DirectError::ClosedInBody),
-                        Ok(_) => continue,
-                        Err(error) => return this.fail(DirectError::Read(error)),
-                    },
+                    Ok(Decoded::Data(data)) => Some(Some(Frame::data(data))),
+                    Ok(Decoded::Trailers(trailers)) => Some(Some(Frame::trailers(trailers))),
+                    Ok(Decoded::End) => Some(None),
+                    Ok(Decoded::NeedMore) => None,
                     Err(error) => return this.fail(error),
                 },
-                Download::Length(_) | Download::UntilClose => {
-                    match ready!(transfer.connection.poll_fill(cx)) {
-                        Ok(0) if matches!(this.download, Download::UntilClose) => {
-                            this.download = Download::Done;
-                            None
-                        }
-                        Ok(0) => return this.fail(DirectError::ClosedInBody),
-                        Ok(_) => continue,
-                        Err(error) => return this.fail(DirectError::Read(error)),
+            };
+            let frame = match decoded {
+                Some(frame) => frame,
+                None => match ready!(transfer.connection.poll_fill(cx)) {
+                    Ok(0) if matches!(this.download, Download::UntilClose) => {
+                        this.download = Download::Done;
+                        None
                     }
-                }
+                    Ok(0) => return this.fail(DirectError::ClosedInBody),
+                    Ok(_) => continue,
+                    Err(error) => return this.fail(DirectError::Read(error)),
+                },
             };
             if frame.is_none() || this.download.is_done() {
                 this.finish();
