@@ -9,8 +9,9 @@
 //! - [`prometheus_source`]: reads the signals back from the registry;
 //! - [`events`]: what other parts of the sidecar report (model change, ...).
 //!
-//! Wiring: `AnomalyHandle::new(config)`, then `tokio::spawn(anomaly::run(handle,
-//! PrometheusSource::new(prometheus_handle), interval, shutdown))`; other
+//! Wiring: `AnomalyHandle::new(config)`, then `anomaly::run(handle,
+//! PrometheusSource::new(prometheus_handle), interval, shutdown)` on its own
+//! background thread (`background::spawn_runtime`); other
 //! areas call `handle.push_event(Event::...)`; the admin server serves
 //! `handle.report(..)` at `/api/anomalies`. See docs/anomaly.md.
 
@@ -164,38 +165,29 @@ fn publish_quiet_series() {
     }
 }
 
-pub async fn run<R: RegistryText + 'static>(
+pub async fn run<R: RegistryText>(
     handle: std::sync::Arc<AnomalyHandle>,
-    source: PrometheusSource<R>,
+    mut source: PrometheusSource<R>,
     interval: Duration,
     mut shutdown: ShutdownSignal,
 ) {
     publish_quiet_series();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut source = Some(source);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.recv() => break,
         }
-        let Some(mut current) = source.take() else {
+        // `app::serve` runs this on a background thread of its own
+        // (`background::spawn_runtime`), so the step runs inline.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let snapshot = source.snapshot(unix_now());
+            handle.step(&snapshot);
+        }));
+        if step.is_err() {
+            tracing::error!("anomaly engine step panicked; anomaly detection stopped");
             break;
-        };
-        let engine = handle.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            crate::background::lower_this_thread();
-            let snapshot = current.snapshot(unix_now());
-            engine.step(&snapshot);
-            current
-        })
-        .await;
-        match result {
-            Ok(returned) => source = Some(returned),
-            Err(error) => {
-                tracing::error!(%error, "anomaly engine step failed; anomaly detection stopped");
-                break;
-            }
         }
     }
 }

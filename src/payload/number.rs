@@ -23,6 +23,20 @@ pub fn parse_f64(token: &[u8]) -> Option<f64> {
     fast_path(token).or_else(|| std::str::from_utf8(token).ok()?.parse().ok())
 }
 
+/// Appends the decimal digits at the front of `rest` to `significand`
+/// (wrapping; the caller checks the count) and returns how many there were.
+fn take_digits(rest: &mut &[u8], significand: &mut u64) -> u32 {
+    let mut count = 0;
+    while let Some((&d @ b'0'..=b'9', tail)) = rest.split_first() {
+        *significand = significand
+            .wrapping_mul(10)
+            .wrapping_add(u64::from(d - b'0'));
+        count += 1;
+        *rest = tail;
+    }
+    count
+}
+
 /// RFC 8259 §6: `[ minus ] int [ frac ] [ exp ]`, when short enough.
 fn fast_path(token: &[u8]) -> Option<f64> {
     let (negative, mut rest) = match token.split_first() {
@@ -30,32 +44,17 @@ fn fast_path(token: &[u8]) -> Option<f64> {
         _ => (false, token),
     };
     let mut significand: u64 = 0;
-    let mut digits = 0u32;
+    let int_digits = take_digits(&mut rest, &mut significand);
+    let mut digits = int_digits;
     let mut exponent: i32 = 0;
-    let mut any_digit = false;
-    while let Some((&d @ b'0'..=b'9', tail)) = rest.split_first() {
-        significand = significand
-            .wrapping_mul(10)
-            .wrapping_add(u64::from(d - b'0'));
-        digits += 1;
-        any_digit = true;
-        rest = tail;
-    }
     if let Some((b'.', tail)) = rest.split_first() {
         rest = tail;
-        let mut fraction_digit = false;
-        while let Some((&d @ b'0'..=b'9', tail)) = rest.split_first() {
-            significand = significand
-                .wrapping_mul(10)
-                .wrapping_add(u64::from(d - b'0'));
-            digits += 1;
-            exponent -= 1;
-            fraction_digit = true;
-            rest = tail;
-        }
-        if !fraction_digit {
+        let fraction_digits = take_digits(&mut rest, &mut significand);
+        if fraction_digits == 0 {
             return None;
         }
+        digits += fraction_digits;
+        exponent = -i32::try_from(fraction_digits).ok()?;
     }
     if let Some((b'e' | b'E', tail)) = rest.split_first() {
         rest = tail;
@@ -70,20 +69,18 @@ fn fast_path(token: &[u8]) -> Option<f64> {
             }
             _ => false,
         };
-        let mut written: i32 = 0;
-        let mut exponent_digit = false;
-        while let Some((&d @ b'0'..=b'9', tail)) = rest.split_first() {
-            written = written.checked_mul(10)?.checked_add(i32::from(d - b'0'))?;
-            exponent_digit = true;
-            rest = tail;
-        }
-        if !exponent_digit {
+        let mut written = 0;
+        let exponent_digits = take_digits(&mut rest, &mut written);
+        // More than 9 digits could have wrapped; exponents that long are
+        // far outside the fast path anyway.
+        if exponent_digits == 0 || exponent_digits > 9 {
             return None;
         }
+        let written = i32::try_from(written).ok()?;
         exponent = exponent.checked_add(if exponent_negative { -written } else { written })?;
     }
     // 19 digits always fit in a u64; the wrapping arithmetic above is then exact.
-    if !any_digit || !rest.is_empty() || digits > 19 || significand > MAX_EXACT_SIGNIFICAND {
+    if int_digits == 0 || !rest.is_empty() || digits > 19 || significand > MAX_EXACT_SIGNIFICAND {
         return None;
     }
     let power = *EXACT_POWERS.get(exponent.unsigned_abs() as usize)?;
