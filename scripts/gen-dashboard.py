@@ -146,6 +146,9 @@ def build():
     g.row("Prediction quality")
     g.panel("timeseries", "Output anomalies by kind", "Answers that were empty, repetitive, truncated, unparseable or out of range.",
             [(f"sum by (kind) (rate(magma_output_anomalies_total{{{SEL}}}[{RATE}]))", "{{kind}}")], "reqps")
+    g.panel("timeseries", "Defective answer ratio", "Share of checked answers with at least one defect, by task (an answer with two kinds counts once).",
+            [(f"sum by (task) (rate(magma_outputs_defective_total{{{SEL}}}[{RATE}])) / sum by (task) (rate(magma_outputs_checked_total{{{SEL}}}[{RATE}]))", "{{task}}")],
+            "percentunit", defaults={"min": 0, "max": 1})
     g.panel("timeseries", "User feedback", "Thumbs up and down per second, from POST /api/feedback.",
             [(f"sum by (rating) (rate(magma_feedback_total{{{SEL}}}[{RATE}]))", "{{rating}}")], "reqps")
     g.panel("timeseries", "Quality score (median)", "Median score against ground truth, by metric (token F1, ROUGE-L, action error, mark match ...).",

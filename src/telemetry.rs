@@ -281,6 +281,9 @@ catalogue! {
     OUTPUT_ANOMALIES = "magma_output_anomalies_total", Counter, None,
         ["task", "kind"],
         "Answers with a visible defect, by kind: empty, repetitive, truncated, unparseable_action, action_out_of_range, coordinates_out_of_range.";
+    OUTPUTS_DEFECTIVE = "magma_outputs_defective_total", Counter, None,
+        ["task"],
+        "Answers with at least one defect, counted once however many kinds they show: the numerator of the defective-answer ratio.";
     OUTPUT_LENGTH = "magma_output_length_characters", Histogram, None,
         ["task"],
         "Length of the answer text in characters.";

@@ -12,7 +12,9 @@
 //!   when no request finished in the interval;
 //! - error rate = Δ`magma_request_errors_total` / Δ`magma_requests_total`,
 //!   timeout rate the same with `kind="timeout"`, QPS = Δrequests / Δt;
-//! - output anomaly rate = Δ`magma_output_anomalies_total` / Δ`magma_outputs_checked_total`;
+//! - output anomaly rate = Δ`magma_outputs_defective_total` / Δ`magma_outputs_checked_total`
+//!   (answers with any defect, so an answer with two kinds counts once and
+//!   the rate stays a share of answers);
 //!   feedback down rate = Δ`magma_feedback_total{rating="down"}` / Δ`magma_feedback_total`;
 //! - gauges are read as they are: in-flight, model RSS, GPU memory used/total
 //!   (summed over GPUs), GPU utilisation and temperature (the hottest / busiest
@@ -74,7 +76,7 @@ const REQUESTS_KEY: &str = "requests";
 const ERRORS_KEY: &str = "errors";
 const TIMEOUTS_KEY: &str = "timeouts";
 const CHECKED_KEY: &str = "checked";
-const OUTPUT_ANOMALIES_KEY: &str = "output_anomalies";
+const DEFECTIVE_KEY: &str = "defective";
 const FEEDBACK_KEY: &str = "feedback";
 const FEEDBACK_DOWN_KEY: &str = "feedback_down";
 const DROPPED_KEY: &str = "samples_dropped";
@@ -134,7 +136,7 @@ impl<R: RegistryText> PrometheusSource<R> {
             }
             let checked = delta(CHECKED_KEY);
             if checked > 0.0 {
-                snapshot.output_anomaly_rate = Some(delta(OUTPUT_ANOMALIES_KEY) / checked);
+                snapshot.output_anomaly_rate = Some(delta(DEFECTIVE_KEY) / checked);
             }
             let feedback = delta(FEEDBACK_KEY);
             if feedback > 0.0 {
@@ -176,7 +178,7 @@ fn cumulative(samples: &[Sample], at_unix: f64) -> Cumulative {
                 }
             }
             telemetry::OUTPUTS_CHECKED => add(CHECKED_KEY, s.value),
-            telemetry::OUTPUT_ANOMALIES => add(OUTPUT_ANOMALIES_KEY, s.value),
+            telemetry::OUTPUTS_DEFECTIVE => add(DEFECTIVE_KEY, s.value),
             telemetry::FEEDBACK => {
                 add(FEEDBACK_KEY, s.value);
                 if s.label("rating") == Some("down") {
@@ -342,5 +344,27 @@ mod tests {
         // 60 new observations: 10 at <= 0.5, 50 above: p50 lies in +Inf -> 0.5
         assert_eq!(second.latency_p50, Some(0.5));
         assert_eq!(second.model_rss_bytes, None);
+    }
+
+    #[test]
+    fn the_output_anomaly_rate_counts_each_defective_answer_once() {
+        let text = std::sync::Arc::new(Text(std::sync::Mutex::new(String::new())));
+        let set = |body: &str| *text.0.lock().unwrap() = body.to_owned();
+        let mut source = PrometheusSource::new(text.clone());
+        set("magma_outputs_checked_total{task=\"chat\"} 0\n");
+        source.snapshot(0.0);
+        // 10 answers, 4 of them defective; three of those show two kinds
+        // each, so the per-kind counters add up to 7.
+        set(concat!(
+            "magma_outputs_checked_total{task=\"chat\"} 6\n",
+            "magma_outputs_checked_total{task=\"robot_action\"} 4\n",
+            "magma_output_anomalies_total{task=\"chat\",kind=\"empty\"} 1\n",
+            "magma_output_anomalies_total{task=\"robot_action\",kind=\"unparseable_action\"} 3\n",
+            "magma_output_anomalies_total{task=\"robot_action\",kind=\"action_out_of_range\"} 3\n",
+            "magma_outputs_defective_total{task=\"chat\"} 1\n",
+            "magma_outputs_defective_total{task=\"robot_action\"} 3\n",
+        ));
+        let snapshot = source.snapshot(10.0);
+        assert_eq!(snapshot.output_anomaly_rate, Some(0.4));
     }
 }

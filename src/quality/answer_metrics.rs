@@ -32,6 +32,7 @@ pub const ACTION_SPACES: [&str; 2] = ["normalized", "delta"];
 pub struct AnswerMetrics {
     checked: HandleTable<Counter, TASKS>,
     anomalies: HandleTable<Counter, { TASKS * KINDS }>,
+    defective: HandleTable<Counter, TASKS>,
     length: HandleTable<Histogram, TASKS>,
     repetition: HandleTable<Histogram, TASKS>,
     confidence: HandleTable<Histogram, TASKS>,
@@ -57,6 +58,13 @@ impl AnswerMetrics {
         self.anomalies.get(task.index() * KINDS + kind.index(), || {
             metrics::counter!(telemetry::OUTPUT_ANOMALIES, "task" => task.as_str(), "kind" => kind.as_label())
         })
+    }
+
+    pub fn defective(&self, task: Task) -> &Counter {
+        self.defective.get(
+            task.index(),
+            || metrics::counter!(telemetry::OUTPUTS_DEFECTIVE, "task" => task.as_str()),
+        )
     }
 
     pub fn length(&self, task: Task) -> &Histogram {

@@ -116,6 +116,9 @@ impl QualityMonitor {
         for kind in &outcome.anomalies {
             m.anomaly(task, *kind).increment(1);
         }
+        if !outcome.anomalies.is_empty() {
+            m.defective(task).increment(1);
+        }
         if answer.text.is_some() {
             m.length(task).record(outcome.length_chars as f64);
             m.repetition(task).record(outcome.repetition_ratio);
@@ -377,6 +380,43 @@ mod tests {
             scores.get(scoring::QualityMetric::GripperAgreement),
             Some(1.0)
         );
+    }
+
+    #[test]
+    fn an_answer_with_two_defects_counts_once_as_defective() {
+        let (recorder, handle) = crate::telemetry::build_recorder(&Default::default()).unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            let m = monitor();
+            let now = Instant::now();
+            // Six dimensions instead of seven (unparseable) and a gripper
+            // value of 5 (out of range): two kinds, one answer.
+            let broken = [0.0, 0.0, 0.0, 0.0, 0.0, 5.0];
+            let answer = AnswerView {
+                normalized_actions: Some(&broken),
+                ..AnswerView::text(Task::RobotAction, "")
+            };
+            let outcome = m.observe_at(Some("bad"), &answer, now);
+            assert_eq!(outcome.anomalies.len(), 2, "{:?}", outcome.anomalies);
+            let fine = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+            let answer = AnswerView {
+                normalized_actions: Some(&fine),
+                ..AnswerView::text(Task::RobotAction, "")
+            };
+            assert!(m
+                .observe_at(Some("good"), &answer, now)
+                .anomalies
+                .is_empty());
+        });
+        let text = handle.render();
+        let total = |name: &str| -> f64 {
+            text.lines()
+                .filter(|line| line.starts_with(&format!("{name}{{")))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        assert_eq!(total(telemetry::OUTPUTS_CHECKED), 2.0, "{text}");
+        assert_eq!(total(telemetry::OUTPUT_ANOMALIES), 2.0, "{text}");
+        assert_eq!(total(telemetry::OUTPUTS_DEFECTIVE), 1.0, "{text}");
     }
 
     #[test]
