@@ -198,8 +198,13 @@ pub async fn serve(
         metrics: Arc::new(RequestMetrics::new()),
         stats: stats.clone(),
         health: health.clone(),
-        payload: Some(payload),
+        // Without analysis the worker and drift threads stay idle and the
+        // admin API answers with empty samples and no predictions.
+        payload: (!args.sampling.no_payload_analysis).then_some(payload),
     });
+    if args.sampling.no_payload_analysis {
+        tracing::info!("payload analysis is off: bodies are forwarded and counted, never read");
+    }
     let listener_settings = ListenerSettings {
         header_read_timeout: args.net.header_read_timeout,
         max_header_bytes: usize::try_from(args.net.max_header_bytes).unwrap_or(usize::MAX),

@@ -25,6 +25,12 @@ pub const SAMPLE_HEADER: &str = "x-magma-sample";
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Sampling and analysis")]
 pub struct SampleArgs {
+    /// Forward and count only: never read request or response bodies. The
+    /// `modality` and `task` labels stay `unknown`, `model_type` is always
+    /// --model-type, and there are no samples, drift tests or output checks.
+    #[arg(long, env = "MAGMA_MONITOR_NO_PAYLOAD_ANALYSIS")]
+    pub no_payload_analysis: bool,
+
     /// Share of requests whose bodies are copied for analysis (0..1).
     #[arg(long, env = "MAGMA_MONITOR_SAMPLE_RATE", default_value_t = 0.1)]
     pub sample_rate: f64,
@@ -81,6 +87,7 @@ pub struct SampleArgs {
 impl Default for SampleArgs {
     fn default() -> Self {
         SampleArgs {
+            no_payload_analysis: false,
             sample_rate: 0.1,
             sample_max_per_second: 50,
             sample_max_bytes: 8 * 1024 * 1024,

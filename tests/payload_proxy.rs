@@ -210,6 +210,54 @@ fn allowed_models_label_the_requests() {
     assert_eq!(requests("someone-elses-model"), None);
 }
 
+#[test]
+fn without_payload_analysis_bodies_pass_and_only_request_metrics_are_kept() {
+    let (upstream, bodies) = magma_like();
+    let sidecar = Sidecar::start(
+        &upstream.url(),
+        &[
+            "--no-gpu",
+            "--no-payload-analysis",
+            "--allowed-models",
+            "magma-8b-ft",
+            "--sample-rate",
+            "1",
+        ],
+    );
+    let robot = format!(
+        r#"{{"model":"magma-8b-ft","image":"{PNG_1X1}","prompt":"What action should the robot take to pick up the red cup?"}}"#
+    );
+    let mut request = format!(
+        "POST /predict HTTP/1.1\r\nHost: m\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        robot.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(robot.as_bytes());
+    let (status, _, answer) = split_response(&raw_exchange(sidecar.proxy, &request));
+    assert_eq!(status, 200);
+    assert!(answer.starts_with(br#"{"text_response":"Mark: 3"#));
+    assert_eq!(bodies.lock().unwrap().as_slice(), [robot.into_bytes()]);
+
+    let metrics = sidecar.metrics();
+    // The model field is not read either: the label is --model-type.
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_request_duration_seconds_count{model_type="magma-8b",status="success",modality="unknown",task="unknown"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    // No body was parsed, sampled or checked.
+    for unread in [
+        "magma_payload_requests_total{",
+        "magma_samples_total{",
+        "magma_outputs_checked_total{",
+    ] {
+        assert!(!metrics.contains(unread), "{unread} in:\n{metrics}");
+    }
+}
+
 /// Resident memory of a process, from /proc.
 fn resident_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
