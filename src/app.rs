@@ -90,9 +90,10 @@ pub async fn serve(
     let drift_engine = if args.drift.no_drift {
         None
     } else {
-        Some(crate::drift::DriftEngine::new(
-            crate::drift::EngineConfig::from_args(&args.drift),
-        )?)
+        let mut engine =
+            crate::drift::DriftEngine::new(crate::drift::EngineConfig::from_args(&args.drift))?;
+        crate::drift::feed::name_payload_features(&mut engine, args.sampling.feature_hash_dim);
+        Some(engine)
     };
     let drift_handle = drift_engine.as_ref().map(crate::drift::DriftEngine::handle);
     let stats = Arc::new(RequestStats::default());

@@ -88,6 +88,9 @@ pub struct DriftEngine {
     online: Option<OnlineMmd>,
     online_report: Option<OnlineReport>,
     rejected: u64,
+    /// Component names of the numeric groups, by group label; components
+    /// without a name are listed by index.
+    feature_names: Vec<(&'static str, Vec<String>)>,
     handle: DriftHandle,
 }
 
@@ -116,6 +119,7 @@ impl DriftEngine {
             online: None,
             online_report: None,
             rejected: 0,
+            feature_names: Vec::new(),
             handle: DriftHandle::default(),
             config,
         };
@@ -527,12 +531,34 @@ impl DriftEngine {
         reports
     }
 
+    /// Names the components of a numeric group (`features::INPUT` or
+    /// `features::OUTPUT`), so the "moved most" lists say `input.brightness`
+    /// rather than `input[7]`: the name is what tells an operator where to
+    /// look. A reference file of another width keeps the index form for the
+    /// components past the names.
+    pub fn name_features(&mut self, group: &'static str, names: Vec<String>) {
+        self.feature_names.retain(|(g, _)| *g != group);
+        self.feature_names.push((group, names));
+    }
+
+    fn feature_label(&self, group: &str, index: usize) -> String {
+        let name = self
+            .feature_names
+            .iter()
+            .find(|(g, _)| *g == group)
+            .and_then(|(_, names)| names.get(index));
+        match name {
+            Some(name) => format!("{group}.{name}"),
+            None => format!("{group}[{index}]"),
+        }
+    }
+
     fn moved_most(&self, label: &str, ks: &[KsOutcome]) -> Vec<FeatureMove> {
         let mut moves: Vec<FeatureMove> = ks
             .iter()
             .enumerate()
             .map(|(i, o)| FeatureMove {
-                feature: format!("{label}[{i}]"),
+                feature: self.feature_label(label, i),
                 statistic: o.statistic,
                 p_value: o.p_value,
             })

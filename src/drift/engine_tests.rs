@@ -73,6 +73,26 @@ fn report<'a>(snapshot: &'a DriftSnapshot, detector: &str, features: &str) -> &'
 }
 
 #[test]
+fn named_components_are_listed_by_name() {
+    let mut engine = DriftEngine::new(config()).unwrap();
+    // Two names for three input components: the third keeps its index.
+    engine.name_features(features::INPUT, vec!["size".into(), "brightness".into()]);
+    engine.name_features(features::OUTPUT, vec!["answer_words".into()]);
+    let mut source = Source::new(3);
+    feed(&mut engine, &mut source, 200, 0.0, 0.1);
+    feed(&mut engine, &mut source, 100, 1.0, 0.1);
+    let snapshot = engine.snapshot();
+    let mmd = report(&snapshot, "mmd", "input");
+    assert!(mmd.drift, "{mmd:?}");
+    assert_eq!(mmd.moved_most[0].feature, "input.brightness");
+    let listed: Vec<&str> = mmd.moved_most.iter().map(|m| m.feature.as_str()).collect();
+    assert!(listed.contains(&"input[2]"), "{listed:?}");
+    assert!(listed.contains(&"input.size"), "{listed:?}");
+    let output = report(&snapshot, "mmd", "output");
+    assert_eq!(output.moved_most[0].feature, "output.answer_words");
+}
+
+#[test]
 fn collects_a_reference_then_tests_the_window() {
     let mut engine = DriftEngine::new(config()).unwrap();
     let mut source = Source::new(1);

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{DriftEngine, FeatureSample};
-use crate::payload::features::FIXED_NAMES;
+use crate::payload::features::{feature_names, FIXED_NAMES};
 use crate::payload::{Features, SampleHook};
 use crate::sample::Sample;
 use crate::telemetry;
@@ -52,6 +52,29 @@ pub fn to_feature_sample(features: &Features) -> FeatureSample {
             ("image_format", c.image_format.to_owned()),
         ],
     }
+}
+
+/// Names of the input and output components [`to_feature_sample`] builds
+/// from features with a `hash_dim`-component prompt embedding, in the same
+/// order (for [`DriftEngine::name_features`]).
+pub fn group_names(hash_dim: usize) -> (Vec<String>, Vec<String>) {
+    let names = feature_names(hash_dim);
+    let split = first_output_feature();
+    let input = names[..split]
+        .iter()
+        .chain(&names[FIXED_NAMES.len()..])
+        .cloned()
+        .collect();
+    let output = names[split..FIXED_NAMES.len()].to_vec();
+    (input, output)
+}
+
+/// Gives `engine` the names of the payload features it will be fed, so its
+/// reports list what moved by name.
+pub fn name_payload_features(engine: &mut DriftEngine, hash_dim: usize) {
+    let (input, output) = group_names(hash_dim);
+    engine.name_features(super::report::features::INPUT, input);
+    engine.name_features(super::report::features::OUTPUT, output);
 }
 
 /// The analysis hook that hands samples to the drift thread.
@@ -100,4 +123,44 @@ pub fn spawn(
         },
         thread,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::features::Categorical;
+
+    #[test]
+    fn group_names_line_up_with_the_split_vectors() {
+        let hash_dim = 4;
+        // Each component holds its own index in the payload vector.
+        let features = Features {
+            numeric: (0..FIXED_NAMES.len() + hash_dim)
+                .map(|i| i as f64)
+                .collect(),
+            categorical: Categorical {
+                route: "/predict",
+                format: "json",
+                modality: "image",
+                task: "robot_action",
+                image_format: "png",
+                response_format: "json",
+                finish_reason: "none",
+                status_class: "2xx",
+            },
+            decode_error: None,
+        };
+        let sample = to_feature_sample(&features);
+        let (input, output) = group_names(hash_dim);
+        let all = feature_names(hash_dim);
+        for (values, names) in [(&sample.input, &input), (&sample.output, &output)] {
+            assert_eq!(values.len(), names.len());
+            for (value, name) in values.iter().zip(names) {
+                assert_eq!(all[*value as usize], *name);
+            }
+        }
+        assert_eq!(input[7], "brightness");
+        assert_eq!(input.last().map(String::as_str), Some("bow_3"));
+        assert_eq!(output[0], "output_bytes");
+    }
 }
