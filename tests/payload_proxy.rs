@@ -46,6 +46,16 @@ fn send(sidecar: &Sidecar, path: &str, content_type: &str, body: &[u8]) -> u16 {
     split_response(&raw_exchange(sidecar.proxy, &request)).0
 }
 
+/// Successful `magma-8b` requests with these payload labels.
+fn successes(metrics: &str, modality: &str, task: &str) -> Option<f64> {
+    metric_value(
+        metrics,
+        &format!(
+            r#"magma_request_duration_seconds_count{{model_type="magma-8b",status="success",modality="{modality}",task="{task}"}}"#
+        ),
+    )
+}
+
 const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
 #[test]
@@ -109,14 +119,7 @@ fn every_format_gets_its_modality_and_task_labels() {
     );
 
     let metrics = sidecar.metrics();
-    let count = |modality: &str, task: &str| {
-        metric_value(
-            &metrics,
-            &format!(
-                r#"magma_request_duration_seconds_count{{model_type="magma-8b",status="success",modality="{modality}",task="{task}"}}"#
-            ),
-        )
-    };
+    let count = |modality: &str, task: &str| successes(&metrics, modality, task);
     assert_eq!(count("image", "robot_action"), Some(1.0), "{metrics}");
     assert_eq!(count("image", "ui_navigation"), Some(1.0), "{metrics}");
     assert_eq!(count("image", "visual_qa"), Some(1.0), "{metrics}");
@@ -241,10 +244,7 @@ fn without_payload_analysis_bodies_pass_and_only_request_metrics_are_kept() {
     let metrics = sidecar.metrics();
     // The model field is not read either: the label is --model-type.
     assert_eq!(
-        metric_value(
-            &metrics,
-            r#"magma_request_duration_seconds_count{model_type="magma-8b",status="success",modality="unknown",task="unknown"}"#
-        ),
+        successes(&metrics, "unknown", "unknown"),
         Some(1.0),
         "{metrics}"
     );
@@ -302,10 +302,7 @@ fn a_large_unsampled_image_leaves_memory_flat() {
     );
     let metrics = sidecar.metrics();
     assert_eq!(
-        metric_value(
-            &metrics,
-            r#"magma_request_duration_seconds_count{model_type="magma-8b",status="success",modality="image",task="robot_action"}"#
-        ),
+        successes(&metrics, "image", "robot_action"),
         Some(1.0),
         "{metrics}"
     );
