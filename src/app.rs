@@ -87,7 +87,9 @@ pub async fn serve(
     // The drift engine belongs to the analysis worker, which feeds it
     // samples (`DriftEngine::observe`) and polls it; the admin server reads
     // its handle.
-    let drift_engine = if args.drift.no_drift {
+    // Without payload analysis no sample ever reaches the engine: off, so
+    // /api/drift says so instead of collecting a reference forever.
+    let drift_engine = if args.drift.no_drift || args.sampling.no_payload_analysis {
         None
     } else {
         let mut engine =
@@ -199,8 +201,8 @@ pub async fn serve(
         metrics: Arc::new(RequestMetrics::new()),
         stats: stats.clone(),
         health: health.clone(),
-        // Without analysis the worker and drift threads stay idle and the
-        // admin API answers with empty samples and no predictions.
+        // Without analysis the worker stays idle and the admin API answers
+        // with empty samples and no predictions.
         payload: (!args.sampling.no_payload_analysis).then_some(payload),
     });
     if args.sampling.no_payload_analysis {

@@ -256,6 +256,10 @@ fn without_payload_analysis_bodies_pass_and_only_request_metrics_are_kept() {
     ] {
         assert!(!metrics.contains(unread), "{unread} in:\n{metrics}");
     }
+    // Nothing feeds the drift engine, so it is off rather than collecting.
+    let (status, drift) = sidecar.admin_get("/api/drift");
+    assert_eq!(status, 200);
+    assert!(drift.contains(r#""enabled":false"#), "{drift}");
 }
 
 /// Resident memory of a process, from /proc.
