@@ -6,7 +6,7 @@ bench_setup() {
   for tool in wrk nginx haproxy taskset; do
     command -v "$tool" >/dev/null || { echo "installing the load tools" >&2; apt-get install -y -qq wrk nginx haproxy util-linux >/dev/null; break; }
   done
-  cargo build --release --locked --bin magma-monitor --example bench_upstream --example bare_proxy >/dev/null
+  cargo build --release --locked --bin magma-monitor --example bench_upstream --example bare_proxy --example tokio_floor >/dev/null
   work=$(mktemp -d)
   pids=()
   trap bench_cleanup EXIT

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU time and context switches per request of one proxy under load.
 #
-#   bench/cpu.sh nginx|hyper|magma-monitor [SECONDS]   (default 8 s)
+#   bench/cpu.sh nginx|hyper|floor|magma-monitor [SECONDS]   (default 8 s)
 #   MAGMA_MONITOR_BIN=path bench/cpu.sh magma-monitor  (compare two builds)
 #
 # Same pinning as bench/load.sh: wrk on CPU 0, the upstream and the proxy on
@@ -13,7 +13,7 @@
 # voluntary/involuntary switches per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGET=${1:?nginx, hyper or magma-monitor}
+TARGET=${1:?nginx, hyper, floor or magma-monitor}
 SECONDS_PER=${2:-8}
 source bench/common.sh
 bench_setup
@@ -27,6 +27,8 @@ case $TARGET in
       --upstream-health-path / --log-level error & pids+=($!) ;;
   hyper)
     TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$PROXY http://127.0.0.1:$UP & pids+=($!) ;;
+  floor)
+    TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/tokio_floor 127.0.0.1:$PROXY 127.0.0.1:$UP & pids+=($!) ;;
   nginx)
     nginx_conf "$PROXY:$UP"
     taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" & pids+=($!) ;;

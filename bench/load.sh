@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark: direct to the upstream, through nginx, through haproxy,
 # through a bare hyper proxy (examples/bare_proxy.rs: the floor of the
-# libraries magma-monitor is built on) and through magma-monitor, same
-# upstream, same run, interleaved rounds.
+# libraries magma-monitor is built on), through a tokio proxy with no HTTP
+# library (examples/tokio_floor.rs: what the runtime and sockets allow) and
+# through magma-monitor, same upstream, same run, interleaved rounds.
 #
 #   bench/load.sh [ROUNDS] [SECONDS]      (defaults: 3 rounds of 10 s per case)
 #
@@ -20,7 +21,7 @@ bench_setup
 
 UP=18181; UP_SLOW=18182; NGINX=18281; HAPROXY=18381; MM=18481; MM_ADMIN=18491
 NGINX_SLOW=18282; HAPROXY_SLOW=18382; MM_SLOW=18482; MM_SLOW_ADMIN=18492
-HYPER=18581; HYPER_SLOW=18582
+HYPER=18581; HYPER_SLOW=18582; FLOOR=18681; FLOOR_SLOW=18682
 
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP 0 & pids+=($!)
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP_SLOW 20 & pids+=($!)
@@ -57,6 +58,8 @@ taskset -c 1 target/release/magma-monitor --worker-threads 1 --listen 127.0.0.1:
   --upstream http://127.0.0.1:$UP_SLOW --upstream-health-path / --log-level error & pids+=($!)
 TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$HYPER http://127.0.0.1:$UP & pids+=($!)
 TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$HYPER_SLOW http://127.0.0.1:$UP_SLOW & pids+=($!)
+TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/tokio_floor 127.0.0.1:$FLOOR 127.0.0.1:$UP & pids+=($!)
+TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/tokio_floor 127.0.0.1:$FLOOR_SLOW 127.0.0.1:$UP_SLOW & pids+=($!)
 sleep 1
 
 # Request bodies: a small JSON POST and a 1 MiB POST.
@@ -93,11 +96,11 @@ PY
 }
 
 declare -A results
-cases=("small:small:$UP:$NGINX:$HAPROXY:$HYPER:$MM" "1MiB:big:$UP:$NGINX:$HAPROXY:$HYPER:$MM" "20ms-upstream:small:$UP_SLOW:$NGINX_SLOW:$HAPROXY_SLOW:$HYPER_SLOW:$MM_SLOW")
+cases=("small:small:$UP:$NGINX:$HAPROXY:$HYPER:$FLOOR:$MM" "1MiB:big:$UP:$NGINX:$HAPROXY:$HYPER:$FLOOR:$MM" "20ms-upstream:small:$UP_SLOW:$NGINX_SLOW:$HAPROXY_SLOW:$HYPER_SLOW:$FLOOR_SLOW:$MM_SLOW")
 for round in $(seq 1 "$ROUNDS"); do
   for spec in "${cases[@]}"; do
-    IFS=: read -r case script direct nginx haproxy hyper mm <<<"$spec"
-    for target in direct:$direct nginx:$nginx haproxy:$haproxy hyper:$hyper magma-monitor:$mm; do
+    IFS=: read -r case script direct nginx haproxy hyper floor mm <<<"$spec"
+    for target in direct:$direct nginx:$nginx haproxy:$haproxy hyper:$hyper floor:$floor magma-monitor:$mm; do
       name=${target%%:*}; port=${target##*:}
       r=$(run "$case" "$port" "$script")
       echo "round $round $case $name: $r" >&2
@@ -111,7 +114,7 @@ echo "| case | target | requests/s | p50 ms | p99 ms | non-2xx |"
 echo "|---|---|---:|---:|---:|---:|"
 for spec in "${cases[@]}"; do
   case=${spec%%:*}
-  for name in direct nginx haproxy hyper magma-monitor; do
+  for name in direct nginx haproxy hyper floor magma-monitor; do
     python3 - "$case" "$name" "${results[$case|$name]}" <<'PY'
 import statistics, sys
 case, name, raw = sys.argv[1:4]

@@ -82,6 +82,16 @@ fn bench_response_tap(c: &mut Criterion) {
             black_box(tap.finish())
         })
     });
+    // The answer of a Magma robot call: a short text and two 7-DoF vectors.
+    let answer = br#"{"text_response":"ok","normalized_actions":[0.1234,-0.5,0,0.25,0,-0.0625,1],"delta_values":[0.01,0,-0.02,0,0,0.003,1]}"#;
+    group.throughput(Throughput::Bytes(answer.len() as u64));
+    group.bench_function("magma_action_answer", |b| {
+        b.iter(|| {
+            let mut tap = ResponseTap::new(200, Some("application/json"), None);
+            tap.feed(black_box(answer));
+            black_box(tap.finish())
+        })
+    });
     group.finish();
 }
 

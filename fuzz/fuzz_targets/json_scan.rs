@@ -5,6 +5,8 @@
 
 #[path = "../../src/payload/json_scan.rs"]
 mod json_scan;
+#[path = "../../src/payload/number.rs"]
+mod number;
 #[path = "../../src/payload/utf8.rs"]
 mod utf8;
 
@@ -45,6 +47,15 @@ impl JsonVisitor for Digest {
     fn scalar(&mut self, path: &JsonPath, token: &[u8]) {
         self.mix_path(path);
         self.mix(token);
+    }
+    fn number(&mut self, path: &JsonPath, token: &[u8], value: Option<f64>) {
+        // A value computed in the scan is the one the standard parser gives.
+        if let Some(value) = value {
+            let text = std::str::from_utf8(token).expect("numbers are ASCII");
+            assert_eq!(text.parse::<f64>().map(f64::to_bits), Ok(value.to_bits()));
+        }
+        self.scalar(path, token);
+        self.mix(&value.map_or(u64::MAX, f64::to_bits).to_le_bytes());
     }
     fn open(&mut self, path: &JsonPath, array: bool) {
         self.mix_path(path);

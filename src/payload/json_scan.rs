@@ -7,11 +7,16 @@
 //! a length count, nothing is copied unless the visitor asks for a prefix.
 //! Escapes (including `\uXXXX` surrogate pairs) may be split across chunks.
 //!
-//! Self-contained (std, memchr and the sibling `utf8` module) so fuzz targets
-//! can include the file directly.
+//! Numbers and literals that end inside the chunk are read in place; only a
+//! token cut by a chunk boundary is copied. A number is checked and valued
+//! in one pass ([`super::number::json_number`]).
+//!
+//! Self-contained (std, memchr and the sibling `utf8` and `number` modules)
+//! so fuzz targets can include the file directly.
 
 use memchr::memchr2;
 
+use super::number::json_number;
 use super::utf8::Utf8Stream;
 
 /// Path segments kept; values deeper than this are still scanned but their
@@ -167,8 +172,15 @@ pub trait JsonVisitor {
     /// The string ended. `raw_len` counts the bytes between the quotes as
     /// written (escapes included); `tail` holds its last two raw bytes.
     fn string_end(&mut self, _path: &JsonPath, _raw_len: u64, _tail: [u8; 2]) {}
-    /// A number, `true`, `false` or `null` (truncated to 40 bytes).
+    /// `true`, `false` or `null`; numbers too unless [`JsonVisitor::number`]
+    /// is overridden (truncated to 40 bytes).
     fn scalar(&mut self, _path: &JsonPath, _token: &[u8]) {}
+    /// A number: its token (truncated to 40 bytes) and its value when the
+    /// exact fast path computed it (`None`: parse the token if the value is
+    /// wanted). Goes to [`JsonVisitor::scalar`] unless overridden.
+    fn number(&mut self, path: &JsonPath, token: &[u8], _value: Option<f64>) {
+        self.scalar(path, token)
+    }
     /// An object or array opens at `path`.
     fn open(&mut self, _path: &JsonPath, _array: bool) {}
 }
@@ -298,10 +310,7 @@ impl JsonScanner {
                 State::InString => i = self.string_run(chunk, i, visitor),
                 State::InScalar => i = self.scalar_run(chunk, i, visitor),
                 State::Malformed => return,
-                _ => {
-                    self.structural(chunk[i], visitor);
-                    i += 1;
-                }
+                _ => i = self.structural(chunk, i, visitor),
             }
         }
     }
@@ -325,16 +334,18 @@ impl JsonScanner {
         self.state = State::Malformed;
     }
 
-    fn structural<V: JsonVisitor>(&mut self, b: u8, visitor: &mut V) {
+    /// Handles the structural byte at `chunk[i]`; returns the next position.
+    fn structural<V: JsonVisitor>(&mut self, chunk: &[u8], i: usize, visitor: &mut V) -> usize {
+        let b = chunk[i];
         if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            return;
+            return i + 1;
         }
         match self.state {
             State::Start | State::Value | State::ArrayFirst => {
                 if self.state == State::ArrayFirst && b == b']' {
                     self.close(true);
                 } else {
-                    self.begin_value(b, visitor);
+                    return self.begin_value(chunk, i, visitor);
                 }
             }
             State::ObjectFirst | State::Key => match b {
@@ -367,6 +378,7 @@ impl JsonScanner {
             State::Done => self.fail(),
             State::InString | State::InScalar | State::Malformed => {}
         }
+        i + 1
     }
 
     fn in_array(&self) -> bool {
@@ -376,12 +388,14 @@ impl JsonScanner {
         self.arrays[top / 64] & (1 << (top % 64)) != 0
     }
 
-    fn begin_value<V: JsonVisitor>(&mut self, b: u8, visitor: &mut V) {
+    /// Starts the value whose first byte is `chunk[i]`; returns the next position.
+    fn begin_value<V: JsonVisitor>(&mut self, chunk: &[u8], i: usize, visitor: &mut V) -> usize {
+        let b = chunk[i];
         match b {
             b'{' | b'[' => {
                 if self.depth >= MAX_DEPTH {
                     self.fail();
-                    return;
+                    return i + 1;
                 }
                 let array = b == b'[';
                 visitor.open(&self.path, array);
@@ -405,12 +419,24 @@ impl JsonScanner {
             }
             b'"' => self.begin_string(false, visitor),
             b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
-                self.scalar[0] = b;
-                self.scalar_len = 1;
-                self.state = State::InScalar;
+                let rest = &chunk[i..];
+                return match rest.iter().position(|&b| !is_scalar_byte(b)) {
+                    // The token ends in this chunk: read it where it lies.
+                    Some(len) if len <= SCALAR_CAP => {
+                        self.end_token(&rest[..len], false, visitor);
+                        i + len
+                    }
+                    // Cut by the chunk's end (or over-long): collect it.
+                    _ => {
+                        self.scalar_len = 0;
+                        self.state = State::InScalar;
+                        i
+                    }
+                };
             }
             _ => self.fail(),
         }
+        i + 1
     }
 
     fn close(&mut self, _array: bool) {
@@ -455,12 +481,10 @@ impl JsonScanner {
         let take = bytes.len().min(self.capture_left);
         self.capture_left -= take;
         if self.string_is_key {
-            for &b in &bytes[..take] {
-                if self.key_len < KEY_CAP {
-                    self.key[self.key_len] = b;
-                }
-                self.key_len += 1;
-            }
+            let start = self.key_len.min(KEY_CAP);
+            let kept = take.min(KEY_CAP - start);
+            self.key[start..start + kept].copy_from_slice(&bytes[..kept]);
+            self.key_len += take;
         } else {
             visitor.string_bytes(&self.path, &bytes[..take]);
         }
@@ -615,81 +639,76 @@ impl JsonScanner {
         }
     }
 
+    /// Collects a scalar token cut by a chunk boundary (or longer than
+    /// [`SCALAR_CAP`]) from `chunk[i..]`; returns the next position.
     fn scalar_run<V: JsonVisitor>(&mut self, chunk: &[u8], mut i: usize, visitor: &mut V) -> usize {
         while i < chunk.len() {
             let b = chunk[i];
-            match b {
-                b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.' => {
-                    if self.scalar_len < SCALAR_CAP {
-                        self.scalar[self.scalar_len] = b;
-                    }
-                    self.scalar_len += 1;
-                    i += 1;
-                }
-                _ => {
-                    // The delimiter is handled by the structural state machine.
-                    self.end_scalar(visitor);
-                    return i;
-                }
+            if !is_scalar_byte(b) {
+                // The delimiter is handled by the structural state machine.
+                self.end_scalar(visitor);
+                return i;
             }
+            if self.scalar_len < SCALAR_CAP {
+                self.scalar[self.scalar_len] = b;
+            }
+            self.scalar_len += 1;
+            i += 1;
         }
         i
     }
 
     fn end_scalar<V: JsonVisitor>(&mut self, visitor: &mut V) {
-        let token = &self.scalar[..self.scalar_len.min(SCALAR_CAP)];
-        let valid = match token.first() {
-            Some(b't') => self.scalar_len == 4 && token == b"true",
-            Some(b'f') => self.scalar_len == 5 && token == b"false",
-            Some(b'n') => self.scalar_len == 4 && token == b"null",
-            Some(_) => is_number(token, self.scalar_len > SCALAR_CAP),
-            None => false,
+        let (buffer, len) = (self.scalar, self.scalar_len);
+        self.end_token(&buffer[..len.min(SCALAR_CAP)], len > SCALAR_CAP, visitor);
+    }
+
+    /// Checks a complete number or literal token and hands it to the
+    /// visitor; `truncated`: only its first [`SCALAR_CAP`] bytes are given.
+    fn end_token<V: JsonVisitor>(&mut self, token: &[u8], truncated: bool, visitor: &mut V) {
+        let literal = match token.first() {
+            Some(b't') => Some(b"true".as_slice()),
+            Some(b'f') => Some(b"false".as_slice()),
+            Some(b'n') => Some(b"null".as_slice()),
+            _ => None,
         };
-        if !valid {
+        let valid = match literal {
+            Some(literal) => {
+                let valid = !truncated && token == literal;
+                if valid {
+                    visitor.scalar(&self.path, token);
+                }
+                valid
+            }
+            // A truncated number is checked for its character set only.
+            None if truncated => {
+                let valid = token
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
+                if valid {
+                    visitor.number(&self.path, token, None);
+                }
+                valid
+            }
+            None => match json_number(token) {
+                Ok(value) => {
+                    visitor.number(&self.path, token, value);
+                    true
+                }
+                Err(_) => false,
+            },
+        };
+        if valid {
+            self.value_done();
+        } else {
             self.fail();
-            return;
         }
-        visitor.scalar(&self.path, token);
-        self.value_done();
     }
 }
 
-/// Checks the RFC 8259 number grammar on the kept prefix of a token (a
-/// truncated token is checked for its character set only).
-fn is_number(token: &[u8], truncated: bool) -> bool {
-    if truncated {
-        return token
-            .iter()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
-    }
-    let mut rest = token;
-    if let [b'-', tail @ ..] = rest {
-        rest = tail;
-    }
-    let int_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if int_len == 0 || (int_len > 1 && rest[0] == b'0') {
-        return false;
-    }
-    rest = &rest[int_len..];
-    if let [b'.', tail @ ..] = rest {
-        let frac = tail.iter().take_while(|b| b.is_ascii_digit()).count();
-        if frac == 0 {
-            return false;
-        }
-        rest = &tail[frac..];
-    }
-    if let [b'e' | b'E', tail @ ..] = rest {
-        let tail = match tail {
-            [b'+' | b'-', t @ ..] => t,
-            t => t,
-        };
-        let exp = tail.iter().take_while(|b| b.is_ascii_digit()).count();
-        if exp == 0 {
-            return false;
-        }
-        rest = &tail[exp..];
-    }
-    rest.is_empty()
+/// Bytes a number or literal token may hold; anything else ends it.
+fn is_scalar_byte(b: u8) -> bool {
+    matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.')
 }
 
 #[cfg(test)]

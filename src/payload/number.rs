@@ -1,5 +1,7 @@
 //! JSON numbers to `f64`, with Clinger's fast path for the short decimals
-//! that model answers are made of (`0.1234`, `-3`, `1e-2`).
+//! that model answers are made of (`0.1234`, `-3`, `1e-2`). The walk that
+//! reads the digits also checks the RFC 8259 grammar, so the JSON scanner
+//! validates a number and its reader gets the value from one pass.
 //!
 //! When the decimal significand `w` fits in 53 bits and the power of ten
 //! `10^q` is exact in binary (|q| ≤ 22), `w × 10^q` or `w / 10^-q` is one
@@ -17,45 +19,47 @@ const EXACT_POWERS: [f64; 23] = [
 /// Largest significand the fast path takes: 2^53.
 const MAX_EXACT_SIGNIFICAND: u64 = 1 << 53;
 
-/// The value of a JSON number token; `None` when it is not one a float
-/// parser accepts.
+/// A token that breaks the RFC 8259 number grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotANumber;
+
+/// The value of a number token, when the token is one; `None` when it is not
+/// one a float parser accepts (JSON's grammar or Rust's looser one: `.5`,
+/// `007`).
 pub fn parse_f64(token: &[u8]) -> Option<f64> {
-    fast_path(token).or_else(|| std::str::from_utf8(token).ok()?.parse().ok())
-}
-
-/// Appends the decimal digits at the front of `rest` to `significand`
-/// (wrapping; the caller checks the count) and returns how many there were.
-fn take_digits(rest: &mut &[u8], significand: &mut u64) -> u32 {
-    let mut count = 0;
-    while let Some((&d @ b'0'..=b'9', tail)) = rest.split_first() {
-        *significand = significand
-            .wrapping_mul(10)
-            .wrapping_add(u64::from(d - b'0'));
-        count += 1;
-        *rest = tail;
+    match json_number(token) {
+        Ok(Some(value)) => Some(value),
+        _ => std::str::from_utf8(token).ok()?.parse().ok(),
     }
-    count
 }
 
-/// RFC 8259 §6: `[ minus ] int [ frac ] [ exp ]`, when short enough.
-fn fast_path(token: &[u8]) -> Option<f64> {
+/// Checks `token` against RFC 8259 §6 (`[ minus ] int [ frac ] [ exp ]`,
+/// no leading zeros) and, in the same pass, computes its value when the
+/// fast path is exact. `Ok(None)`: a valid number that needs the general
+/// parser ([`parse_f64`]).
+pub fn json_number(token: &[u8]) -> Result<Option<f64>, NotANumber> {
     let (negative, mut rest) = match token.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, token),
     };
+    let leading_zero = rest.first() == Some(&b'0');
     let mut significand: u64 = 0;
     let int_digits = take_digits(&mut rest, &mut significand);
+    if int_digits == 0 || (leading_zero && int_digits > 1) {
+        return Err(NotANumber);
+    }
     let mut digits = int_digits;
-    let mut exponent: i32 = 0;
+    let mut exponent: i64 = 0;
     if let Some((b'.', tail)) = rest.split_first() {
         rest = tail;
         let fraction_digits = take_digits(&mut rest, &mut significand);
         if fraction_digits == 0 {
-            return None;
+            return Err(NotANumber);
         }
         digits += fraction_digits;
-        exponent = -i32::try_from(fraction_digits).ok()?;
+        exponent = -i64::from(fraction_digits);
     }
+    let mut exponent_fits = true;
     if let Some((b'e' | b'E', tail)) = rest.split_first() {
         rest = tail;
         let exponent_negative = match rest.split_first() {
@@ -71,26 +75,49 @@ fn fast_path(token: &[u8]) -> Option<f64> {
         };
         let mut written = 0;
         let exponent_digits = take_digits(&mut rest, &mut written);
+        if exponent_digits == 0 {
+            return Err(NotANumber);
+        }
         // More than 9 digits could have wrapped; exponents that long are
         // far outside the fast path anyway.
-        if exponent_digits == 0 || exponent_digits > 9 {
-            return None;
-        }
-        let written = i32::try_from(written).ok()?;
-        exponent = exponent.checked_add(if exponent_negative { -written } else { written })?;
+        exponent_fits = exponent_digits <= 9;
+        let written = written as i64;
+        exponent += if exponent_negative { -written } else { written };
+    }
+    if !rest.is_empty() {
+        return Err(NotANumber);
     }
     // 19 digits always fit in a u64; the wrapping arithmetic above is then exact.
-    if int_digits == 0 || !rest.is_empty() || digits > 19 || significand > MAX_EXACT_SIGNIFICAND {
-        return None;
+    if !exponent_fits || digits > 19 || significand > MAX_EXACT_SIGNIFICAND {
+        return Ok(None);
     }
-    let power = *EXACT_POWERS.get(exponent.unsigned_abs() as usize)?;
+    let Some(&power) = usize::try_from(exponent.unsigned_abs())
+        .ok()
+        .and_then(|e| EXACT_POWERS.get(e))
+    else {
+        return Ok(None);
+    };
     let magnitude = significand as f64;
     let value = if exponent < 0 {
         magnitude / power
     } else {
         magnitude * power
     };
-    Some(if negative { -value } else { value })
+    Ok(Some(if negative { -value } else { value }))
+}
+
+/// Appends the decimal digits at the front of `rest` to `significand`
+/// (wrapping; the caller checks the count) and returns how many there were.
+fn take_digits(rest: &mut &[u8], significand: &mut u64) -> u32 {
+    let mut count: u32 = 0;
+    while let Some((&d @ b'0'..=b'9', tail)) = rest.split_first() {
+        *significand = significand
+            .wrapping_mul(10)
+            .wrapping_add(u64::from(d - b'0'));
+        count = count.saturating_add(1);
+        *rest = tail;
+    }
+    count
 }
 
 #[cfg(test)]
@@ -139,7 +166,7 @@ mod tests {
             let expected = std_parse(&text).expect("valid number");
             let got = parse_f64(text.as_bytes()).expect("parsed");
             assert_eq!(got.to_bits(), expected.to_bits(), "{text}");
-            fast += usize::from(fast_path(text.as_bytes()).is_some());
+            fast += usize::from(matches!(json_number(text.as_bytes()), Ok(Some(_))));
         }
         assert!(fast > 100_000, "the fast path took only {fast} numbers");
     }
@@ -165,11 +192,42 @@ mod tests {
     }
 
     #[test]
+    fn the_grammar_is_rfc_8259() {
+        for valid in [
+            "0",
+            "-0",
+            "0.5",
+            "-0.0e0",
+            "10",
+            "1E5",
+            "1e+5",
+            "1e-05",
+            "123.456e789",
+        ] {
+            assert!(json_number(valid.as_bytes()).is_ok(), "{valid}");
+        }
+        for invalid in [
+            "01", "-01", "00", "+1", "1.e5", "1e5.", "Infinity", "NaN", "1 ",
+        ] {
+            assert_eq!(
+                json_number(invalid.as_bytes()),
+                Err(NotANumber),
+                "{invalid}"
+            );
+        }
+        // Valid but outside the fast path: the general parser's turn.
+        assert_eq!(json_number(b"1e23"), Ok(None));
+        assert_eq!(json_number(b"1e0000000001"), Ok(None));
+        assert_eq!(json_number(b"123.456e789"), Ok(None));
+        assert_eq!(json_number(b"0.1e-22"), Ok(None));
+    }
+
+    #[test]
     fn non_numbers_are_refused_as_before() {
         for text in [
             "", "-", "1.", ".5", "1e", "1e+", "--1", "true", "null", "0x10", "1.5.2",
         ] {
-            assert_eq!(fast_path(text.as_bytes()), None, "{text}");
+            assert_eq!(json_number(text.as_bytes()), Err(NotANumber), "{text}");
         }
         assert_eq!(parse_f64(b"true"), None);
         assert_eq!(

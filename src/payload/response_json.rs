@@ -30,8 +30,10 @@ pub struct ActionVector {
 }
 
 impl ActionVector {
-    fn push(&mut self, token: &[u8]) {
-        match super::number::parse_f64(token) {
+    /// Adds one element: `value` when the scanner computed it, else the
+    /// token parsed here (a literal such as `null` makes the vector invalid).
+    fn push(&mut self, token: &[u8], value: Option<f64>) {
+        match value.or_else(|| super::number::parse_f64(token)) {
             Some(v) if self.len < ACTION_DIM => {
                 self.values[self.len] = v;
                 self.len += 1;
@@ -185,27 +187,39 @@ impl JsonVisitor for ResponseJson {
     }
 
     fn scalar(&mut self, path: &JsonPath, token: &[u8]) {
-        if path.matches(&[Pat::Key("normalized_actions"), Pat::AnyIndex]) {
-            self.saw_magma = true;
-            self.normalized_actions.push(token);
-        } else if path.matches(&[Pat::Key("delta_values"), Pat::AnyIndex]) {
-            self.saw_magma = true;
-            self.delta_values.push(token);
-        } else if path.matches(&[Pat::Key("usage"), Pat::Key("prompt_tokens")]) {
-            self.prompt_tokens = parse_u64(token);
-        } else if path.matches(&[Pat::Key("usage"), Pat::Key("completion_tokens")]) {
-            self.completion_tokens = parse_u64(token);
-        } else if first_choice_logprob(path) {
-            if let Some(v) = super::number::parse_f64(token).filter(|v| v.is_finite()) {
-                self.logprob_sum += v;
-                self.logprob_count = self.logprob_count.saturating_add(1);
-            }
-        }
+        self.value(path, token, None);
+    }
+
+    fn number(&mut self, path: &JsonPath, token: &[u8], value: Option<f64>) {
+        self.value(path, token, value);
     }
 
     fn open(&mut self, path: &JsonPath, array: bool) {
         if array && path.matches(&[Pat::Key("choices")]) {
             self.saw_choices = true;
+        }
+    }
+}
+
+impl ResponseJson {
+    /// A number or literal at `path`; `value` when the scanner computed it.
+    fn value(&mut self, path: &JsonPath, token: &[u8], value: Option<f64>) {
+        if path.matches(&[Pat::Key("normalized_actions"), Pat::AnyIndex]) {
+            self.saw_magma = true;
+            self.normalized_actions.push(token, value);
+        } else if path.matches(&[Pat::Key("delta_values"), Pat::AnyIndex]) {
+            self.saw_magma = true;
+            self.delta_values.push(token, value);
+        } else if path.matches(&[Pat::Key("usage"), Pat::Key("prompt_tokens")]) {
+            self.prompt_tokens = parse_u64(token);
+        } else if path.matches(&[Pat::Key("usage"), Pat::Key("completion_tokens")]) {
+            self.completion_tokens = parse_u64(token);
+        } else if first_choice_logprob(path) {
+            let value = value.or_else(|| super::number::parse_f64(token));
+            if let Some(v) = value.filter(|v| v.is_finite()) {
+                self.logprob_sum += v;
+                self.logprob_count = self.logprob_count.saturating_add(1);
+            }
         }
     }
 }
