@@ -3,7 +3,7 @@
 # a figure that does not move with the host's noise, for comparing builds
 # (requests/s on this machine vary by ±5 % between sittings).
 #
-#   bench/instructions.sh magma-monitor|hyper [SECONDS]    (default 10 s)
+#   bench/instructions.sh magma-monitor|hyper|floor [SECONDS]    (default 10 s)
 #   MAGMA_MONITOR_BIN=path bench/instructions.sh magma-monitor
 #   KEEP=dir bench/instructions.sh ...   keeps the callgrind profile in dir
 #                                        (read it with callgrind_annotate)
@@ -13,7 +13,7 @@
 # body as bench/cpu.sh). Kernel time is not counted: see bench/cpu.sh for that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGET=${1:?magma-monitor or hyper}
+TARGET=${1:?magma-monitor, hyper or floor}
 SECONDS_PER=${2:-10}
 source bench/common.sh
 command -v valgrind >/dev/null || { echo "installing valgrind" >&2; apt-get install -y -qq valgrind >/dev/null; }
@@ -31,6 +31,9 @@ case $TARGET in
   hyper)
     TOKIO_WORKER_THREADS=1 "${grind[@]}" target/release/examples/bare_proxy \
       127.0.0.1:$PROXY http://127.0.0.1:$UP 2>"$work/valgrind.log" & pids+=($!) ;;
+  floor)
+    TOKIO_WORKER_THREADS=1 "${grind[@]}" target/release/examples/tokio_floor \
+      127.0.0.1:$PROXY 127.0.0.1:$UP 2>"$work/valgrind.log" & pids+=($!) ;;
   *) echo "unknown target $TARGET" >&2; exit 2 ;;
 esac
 proxy_pid=${pids[-1]}
