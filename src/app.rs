@@ -163,6 +163,8 @@ pub async fn serve(
     });
     // The admin server outlives the drain, so probes see `/readyz` turn false.
     let (admin_shutdown, admin_signal) = Shutdown::new();
+    // The bound addresses, not the flags: `--listen 127.0.0.1:0` picks a free port.
+    let admin_addr = local_addr(&admin_listener, args.net.admin_listen);
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, admin_signal));
 
     let health_uri = crate::proxy::upstream_uri(&args.net.upstream, &args.net.upstream_health_path)
@@ -180,6 +182,7 @@ pub async fn serve(
     let proxy_listener = tokio::net::TcpListener::bind(args.net.listen)
         .await
         .map_err(|e| format!("cannot listen on --listen {}: {e}", args.net.listen))?;
+    let listen_addr = local_addr(&proxy_listener, args.net.listen);
     let upstream_version = match args.net.upstream_protocol {
         UpstreamProtocol::Http1 => http::Version::HTTP_11,
         UpstreamProtocol::H2c => http::Version::HTTP_2,
@@ -223,9 +226,9 @@ pub async fn serve(
     ));
 
     tracing::info!(
-        listen = %args.net.listen,
+        listen = %listen_addr,
         upstream = %args.net.upstream,
-        admin = %args.net.admin_listen,
+        admin = %admin_addr,
         "magma-monitor started"
     );
 
@@ -239,6 +242,13 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(move || resources.join()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn local_addr(
+    listener: &tokio::net::TcpListener,
+    requested: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    listener.local_addr().unwrap_or(requested)
 }
 
 /// Label values must be `&'static str`; the few that come from flags are
