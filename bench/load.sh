@@ -6,11 +6,14 @@
 # through magma-monitor, same upstream, same run, interleaved rounds.
 #
 #   bench/load.sh [ROUNDS] [SECONDS]      (defaults: 3 rounds of 10 s per case)
+#   TARGETS="nginx magma-monitor" bench/load.sh ...   (a subset of the targets)
 #
 # wrk runs on CPU 0; the proxies and the upstream on CPU 1 (taskset). Each
 # proxy gets one worker (nginx worker_processes 1, haproxy nbthread 1,
-# bare hyper TOKIO_WORKER_THREADS=1, magma-monitor --worker-threads 1). Prints
-# a Markdown table of the median over rounds of requests/s, p50 and p99.
+# bare hyper TOKIO_WORKER_THREADS=1, magma-monitor --worker-threads 1) and
+# runs only while it is measured: started, warmed up for 2 s, measured,
+# stopped. Prints a Markdown table of the median over rounds of requests/s,
+# p50 and p99.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -19,17 +22,22 @@ CONNS=${CONNS:-50}
 source bench/common.sh
 bench_setup
 
-UP=18181; UP_SLOW=18182; NGINX=18281; HAPROXY=18381; MM=18481; MM_ADMIN=18491
-NGINX_SLOW=18282; HAPROXY_SLOW=18382; MM_SLOW=18482; MM_SLOW_ADMIN=18492
-HYPER=18581; HYPER_SLOW=18582; FLOOR=18681; FLOOR_SLOW=18682
+UP=18181; UP_SLOW=18182; PROXY=18281; MM_ADMIN=18291
 
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP 0 & pids+=($!)
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP_SLOW 20 & pids+=($!)
 
-nginx_conf "$NGINX:$UP" "$NGINX_SLOW:$UP_SLOW"
-taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
-
-cat > "$work/haproxy.cfg" <<HAPROXY
+# Each proxy runs only while it is measured, so no other process on CPU 1
+# (an idle proxy's timers, magma-monitor's background threads) lands in its
+# latency figures.
+start_target() { # name upstream_port -> sets target_pid, waits for the port
+  local name=$1 upstream=$2
+  case $name in
+    nginx)
+      nginx_conf "$PROXY:$upstream"
+      taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" & ;;
+    haproxy)
+      cat > "$work/haproxy.cfg" <<HAPROXY
 global
   nbthread 1
   maxconn 4096
@@ -39,28 +47,35 @@ defaults
   timeout client 60s
   timeout server 60s
   http-reuse always
-frontend fast
-  bind 127.0.0.1:$HAPROXY
-  default_backend fast
-frontend slow
-  bind 127.0.0.1:$HAPROXY_SLOW
-  default_backend slow
-backend fast
-  server up 127.0.0.1:$UP
-backend slow
-  server up 127.0.0.1:$UP_SLOW
+frontend proxy
+  bind 127.0.0.1:$PROXY
+  default_backend upstream
+backend upstream
+  server up 127.0.0.1:$upstream
 HAPROXY
-taskset -c 1 haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
+      taskset -c 1 haproxy -f "$work/haproxy.cfg" -q & ;;
+    hyper)
+      TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$PROXY http://127.0.0.1:$upstream & ;;
+    floor)
+      TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/tokio_floor 127.0.0.1:$PROXY 127.0.0.1:$upstream & ;;
+    magma-monitor)
+      taskset -c 1 target/release/magma-monitor --worker-threads 1 --listen 127.0.0.1:$PROXY --admin-listen 127.0.0.1:$MM_ADMIN \
+        --upstream http://127.0.0.1:$upstream --upstream-health-path / --log-level error & ;;
+  esac
+  target_pid=$!
+  pids+=("$target_pid")
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$PROXY/" && return 0
+    sleep 0.05
+  done
+  echo "$name did not start" >&2
+  return 1
+}
 
-taskset -c 1 target/release/magma-monitor --worker-threads 1 --listen 127.0.0.1:$MM --admin-listen 127.0.0.1:$MM_ADMIN \
-  --upstream http://127.0.0.1:$UP --upstream-health-path / --log-level error & pids+=($!)
-taskset -c 1 target/release/magma-monitor --worker-threads 1 --listen 127.0.0.1:$MM_SLOW --admin-listen 127.0.0.1:$MM_SLOW_ADMIN \
-  --upstream http://127.0.0.1:$UP_SLOW --upstream-health-path / --log-level error & pids+=($!)
-TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$HYPER http://127.0.0.1:$UP & pids+=($!)
-TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$HYPER_SLOW http://127.0.0.1:$UP_SLOW & pids+=($!)
-TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/tokio_floor 127.0.0.1:$FLOOR 127.0.0.1:$UP & pids+=($!)
-TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/tokio_floor 127.0.0.1:$FLOOR_SLOW 127.0.0.1:$UP_SLOW & pids+=($!)
-sleep 1
+stop_target() {
+  kill "$target_pid" 2>/dev/null || true
+  wait "$target_pid" 2>/dev/null || true
+}
 
 # Request bodies: a small JSON POST and a 1 MiB POST.
 small='{"prompt":"What action should the robot take to pick up the cup?","image":"aGVsbG8="}'
@@ -79,9 +94,10 @@ local f = io.open("$body_file", "rb"); wrk.body = f:read("*a"); f:close()
 LUA
 done
 
-run() { # case target port script -> "rps p50_ms p99_ms"
+run() { # port script -> "rps p50_ms p99_ms non2xx" after a 2 s warm-up
   local out
-  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECONDS_PER}s" --latency -s "$work/$3.lua" "http://127.0.0.1:$2/predict" 2>&1)
+  taskset -c 0 wrk -t1 -c"$CONNS" -d2s -s "$work/$2.lua" "http://127.0.0.1:$1/predict" >/dev/null 2>&1
+  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECONDS_PER}s" --latency -s "$work/$2.lua" "http://127.0.0.1:$1/predict" 2>&1)
   python3 - "$out" <<'PY'
 import re, sys
 text = sys.argv[1]
@@ -95,14 +111,20 @@ print(f"{rps:.0f} {ms('50%'):.3f} {ms('99%'):.3f} {errors.group(1) if errors els
 PY
 }
 
+read -r -a targets <<<"${TARGETS:-direct nginx haproxy hyper floor magma-monitor}"
 declare -A results
-cases=("small:small:$UP:$NGINX:$HAPROXY:$HYPER:$FLOOR:$MM" "1MiB:big:$UP:$NGINX:$HAPROXY:$HYPER:$FLOOR:$MM" "20ms-upstream:small:$UP_SLOW:$NGINX_SLOW:$HAPROXY_SLOW:$HYPER_SLOW:$FLOOR_SLOW:$MM_SLOW")
+cases=("small:small:$UP" "1MiB:big:$UP" "20ms-upstream:small:$UP_SLOW")
 for round in $(seq 1 "$ROUNDS"); do
   for spec in "${cases[@]}"; do
-    IFS=: read -r case script direct nginx haproxy hyper floor mm <<<"$spec"
-    for target in direct:$direct nginx:$nginx haproxy:$haproxy hyper:$hyper floor:$floor magma-monitor:$mm; do
-      name=${target%%:*}; port=${target##*:}
-      r=$(run "$case" "$port" "$script")
+    IFS=: read -r case script upstream <<<"$spec"
+    for name in "${targets[@]}"; do
+      if [ "$name" = direct ]; then
+        r=$(run "$upstream" "$script")
+      else
+        start_target "$name" "$upstream"
+        r=$(run "$PROXY" "$script")
+        stop_target
+      fi
       echo "round $round $case $name: $r" >&2
       results["$case|$name"]+="$r;"
     done
@@ -114,7 +136,7 @@ echo "| case | target | requests/s | p50 ms | p99 ms | non-2xx |"
 echo "|---|---|---:|---:|---:|---:|"
 for spec in "${cases[@]}"; do
   case=${spec%%:*}
-  for name in direct nginx haproxy hyper floor magma-monitor; do
+  for name in "${targets[@]}"; do
     python3 - "$case" "$name" "${results[$case|$name]}" <<'PY'
 import statistics, sys
 case, name, raw = sys.argv[1:4]
