@@ -12,8 +12,8 @@
 # proxy gets one worker (nginx worker_processes 1, haproxy nbthread 1,
 # bare hyper TOKIO_WORKER_THREADS=1, magma-monitor --worker-threads 1) and
 # runs only while it is measured: started, warmed up for 2 s, measured,
-# stopped. Prints a Markdown table of the median over rounds of requests/s,
-# p50 and p99.
+# stopped, each against a freshly started upstream. Prints a Markdown table
+# of the median over rounds of requests/s, p50 and p99.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -22,14 +22,33 @@ CONNS=${CONNS:-50}
 source bench/common.sh
 bench_setup
 
-UP=18181; UP_SLOW=18182; PROXY=18281; MM_ADMIN=18291
+UP=18181; PROXY=18281; MM_ADMIN=18291
 
-taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP 0 & pids+=($!)
-taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP_SLOW 20 & pids+=($!)
+# The upstream and each proxy run only while one target is measured, so no
+# other process on CPU 1 (an idle proxy's timers, magma-monitor's background
+# threads) lands in its figures, and no target inherits the state an earlier
+# run left in a long-lived upstream.
+start_upstream() { # delay_ms -> sets upstream_pid, waits for the port
+  taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP "$1" &
+  upstream_pid=$!
+  pids+=("$upstream_pid")
+  wait_port "$UP" upstream
+}
 
-# Each proxy runs only while it is measured, so no other process on CPU 1
-# (an idle proxy's timers, magma-monitor's background threads) lands in its
-# latency figures.
+wait_port() { # port name
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+    sleep 0.05
+  done
+  echo "$2 did not start" >&2
+  return 1
+}
+
+stop() { # pid
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
 start_target() { # name upstream_port -> sets target_pid, waits for the port
   local name=$1 upstream=$2
   case $name in
@@ -64,17 +83,7 @@ HAPROXY
   esac
   target_pid=$!
   pids+=("$target_pid")
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$PROXY/" && return 0
-    sleep 0.05
-  done
-  echo "$name did not start" >&2
-  return 1
-}
-
-stop_target() {
-  kill "$target_pid" 2>/dev/null || true
-  wait "$target_pid" 2>/dev/null || true
+  wait_port "$PROXY" "$name"
 }
 
 # Request bodies: a small JSON POST and a 1 MiB POST.
@@ -113,18 +122,20 @@ PY
 
 read -r -a targets <<<"${TARGETS:-direct nginx haproxy hyper floor magma-monitor}"
 declare -A results
-cases=("small:small:$UP" "1MiB:big:$UP" "20ms-upstream:small:$UP_SLOW")
+cases=("small:small:0" "1MiB:big:0" "20ms-upstream:small:20")  # case:body:upstream delay ms
 for round in $(seq 1 "$ROUNDS"); do
   for spec in "${cases[@]}"; do
-    IFS=: read -r case script upstream <<<"$spec"
+    IFS=: read -r case script delay <<<"$spec"
     for name in "${targets[@]}"; do
+      start_upstream "$delay"
       if [ "$name" = direct ]; then
-        r=$(run "$upstream" "$script")
+        r=$(run "$UP" "$script")
       else
-        start_target "$name" "$upstream"
+        start_target "$name" "$UP"
         r=$(run "$PROXY" "$script")
-        stop_target
+        stop "$target_pid"
       fi
+      stop "$upstream_pid"
       echo "round $round $case $name: $r" >&2
       results["$case|$name"]+="$r;"
     done
