@@ -78,11 +78,14 @@ pub fn json_number(token: &[u8]) -> Result<Option<f64>, NotANumber> {
         if exponent_digits == 0 {
             return Err(NotANumber);
         }
-        // More than 9 digits could have wrapped; exponents that long are
-        // far outside the fast path anyway.
+        // More than 9 digits could have wrapped (and negating or adding the
+        // wrapped value could overflow); exponents that long are far outside
+        // the fast path anyway.
         exponent_fits = exponent_digits <= 9;
-        let written = written as i64;
-        exponent += if exponent_negative { -written } else { written };
+        if exponent_fits {
+            let written = written as i64;
+            exponent += if exponent_negative { -written } else { written };
+        }
     }
     if !rest.is_empty() {
         return Err(NotANumber);
@@ -218,6 +221,9 @@ mod tests {
         // Valid but outside the fast path: the general parser's turn.
         assert_eq!(json_number(b"1e23"), Ok(None));
         assert_eq!(json_number(b"1e0000000001"), Ok(None));
+        // 2^63 as an exponent: its wrapped value must not be negated.
+        assert_eq!(json_number(b"1e-9223372036854775808"), Ok(None));
+        assert_eq!(json_number(b"-0.5E+18446744073709551616"), Ok(None));
         assert_eq!(json_number(b"123.456e789"), Ok(None));
         assert_eq!(json_number(b"0.1e-22"), Ok(None));
     }
