@@ -666,43 +666,28 @@ impl JsonScanner {
     /// Checks a complete number or literal token and hands it to the
     /// visitor; `truncated`: only its first [`SCALAR_CAP`] bytes are given.
     fn end_token<V: JsonVisitor>(&mut self, token: &[u8], truncated: bool, visitor: &mut V) {
-        let literal = match token.first() {
-            Some(b't') => Some(b"true".as_slice()),
-            Some(b'f') => Some(b"false".as_slice()),
-            Some(b'n') => Some(b"null".as_slice()),
-            _ => None,
-        };
-        let valid = match literal {
-            Some(literal) => {
-                let valid = !truncated && token == literal;
-                if valid {
-                    visitor.scalar(&self.path, token);
-                }
-                valid
+        match token.first() {
+            _ if !truncated && matches!(token, b"true" | b"false" | b"null") => {
+                visitor.scalar(&self.path, token)
             }
+            // Any other token that starts like a literal is malformed.
+            Some(b't' | b'f' | b'n') => return self.fail(),
             // A truncated number is checked for its character set only.
-            None if truncated => {
-                let valid = token
+            _ if truncated => {
+                if !token
                     .iter()
-                    .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
-                if valid {
-                    visitor.number(&self.path, token, None);
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+                {
+                    return self.fail();
                 }
-                valid
+                visitor.number(&self.path, token, None);
             }
-            None => match json_number(token) {
-                Ok(value) => {
-                    visitor.number(&self.path, token, value);
-                    true
-                }
-                Err(_) => false,
+            _ => match json_number(token) {
+                Ok(value) => visitor.number(&self.path, token, value),
+                Err(_) => return self.fail(),
             },
-        };
-        if valid {
-            self.value_done();
-        } else {
-            self.fail();
         }
+        self.value_done();
     }
 }
 
