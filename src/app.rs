@@ -217,6 +217,7 @@ pub async fn serve(
         idle_timeout: args.net.idle_timeout,
         max_connections: args.net.max_connections,
         drain_timeout: args.net.drain_timeout,
+        http1_lane: !args.net.no_http1_lane,
     };
     let proxy_task = tokio::spawn(listener::serve(
         proxy_listener,

@@ -167,6 +167,12 @@ pub struct NetArgs {
     #[arg(long, env = "MAGMA_MONITOR_NO_FORWARDED_HEADERS")]
     pub no_forwarded_headers: bool,
 
+    /// Serve every client connection with the general HTTP server instead of
+    /// answering plain HTTP/1.1 requests on the lane (same behaviour, more CPU
+    /// per request; for comparison and as a fallback).
+    #[arg(long, env = "MAGMA_MONITOR_NO_HTTP1_LANE")]
+    pub no_http1_lane: bool,
+
     /// Path polled on the upstream for readiness.
     #[arg(
         long,

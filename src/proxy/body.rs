@@ -14,6 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use super::client_body::ClientBody;
 use super::exchange::{Exchange, ExchangeGuard};
 use super::metrics::Outcome;
 use super::tap::PayloadContext;
@@ -39,7 +40,7 @@ pin_project! {
     /// when the body is dropped before its end.
     pub struct RequestBody {
         #[pin]
-        inner: hyper::body::Incoming,
+        inner: ClientBody,
         exchange: Arc<Exchange>,
         limit: u64,
         tap: Option<(RequestTap, Arc<PayloadContext>)>,
@@ -55,7 +56,7 @@ pin_project! {
 
 impl RequestBody {
     pub fn new(
-        inner: hyper::body::Incoming,
+        inner: ClientBody,
         exchange: Arc<Exchange>,
         limit: u64,
         tap: Option<(RequestTap, Arc<PayloadContext>)>,

@@ -121,6 +121,22 @@ pub fn json_error(
     response
 }
 
+/// The answer when request handling panicked: a 500, and the process lives on.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Full<Bytes>> {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into());
+    tracing::error!(%detail, "request handler panicked");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "proxy_error",
+        "the proxy failed while handling this request",
+        &HeaderValue::from_static(""),
+    )
+}
+
 /// Joins an error and its sources into one line (`outer: inner: root`).
 pub fn source_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

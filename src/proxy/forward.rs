@@ -12,10 +12,10 @@ use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use super::activity::ConnActivity;
 use super::body::{RequestBody, ResponseBody};
+use super::client_body::ClientBody;
 use super::direct::PinnedUpstream;
 use super::error::{find_source, source_chain, ErrorKind, ProxyError};
 use super::exchange::{Exchange, ExchangeGuard};
@@ -60,7 +60,7 @@ pub async fn forward(
     forwarded_for: HeaderValue,
     connection: Arc<ConnActivity>,
     pinned: Arc<PinnedUpstream>,
-    mut request: Request<Incoming>,
+    mut request: Request<ClientBody>,
 ) -> Response<ProxyResponseBody> {
     let started = Instant::now();
     let route = label::route(request.uri().path());
@@ -211,7 +211,7 @@ fn guard_with_overhead(
 /// Refusals decided from the request head alone.
 fn check_request(
     context: &ProxyContext,
-    request: &Request<Incoming>,
+    request: &Request<ClientBody>,
     ambiguous_on_wire: bool,
 ) -> Result<(), ProxyError> {
     if context.health.is_draining() {
@@ -236,7 +236,7 @@ fn check_request(
 fn upstream_request(
     settings: &ForwardSettings,
     forwarded_for: &HeaderValue,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
     request_id: &HeaderValue,
     exchange: Arc<Exchange>,
     wants_upgrade: bool,

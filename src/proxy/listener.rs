@@ -2,29 +2,34 @@
 //! limit, serves HTTP/1.1 (keep-alive, upgrades) and HTTP/2 with prior
 //! knowledge on the same port, enforces the header and idle limits, and drains
 //! gracefully on shutdown.
+//!
+//! Each connection starts on the HTTP/1.1 lane (`lane`), which serves plain
+//! requests itself and hands anything else to hyper's server, which then
+//! serves the connection to its end.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::Response;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::activity::{self, ConnActivity, Expired, TrackedIo};
-use super::direct::PinnedUpstream;
-use super::error::{find_source, json_error};
-use super::forward::{forward, ProxyContext};
+use super::client_body::ClientBody;
+use super::error::{find_source, panic_response};
+use super::forward::ProxyContext;
+use super::lane::{self, ClientConnection, LaneEnd, Replay};
 use crate::shutdown::ShutdownSignal;
 use crate::telemetry;
 
@@ -36,6 +41,9 @@ pub struct ListenerSettings {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub drain_timeout: Duration,
+    /// Serve plain HTTP/1.1 requests on the lane (see `lane`); off sends
+    /// every connection to hyper.
+    pub http1_lane: bool,
 }
 
 /// Smallest read buffer hyper accepts; the header limit cannot go below it.
@@ -49,8 +57,10 @@ pub async fn serve(
     mut shutdown: ShutdownSignal,
 ) {
     let permits = Arc::new(Semaphore::new(settings.max_connections));
-    let graceful = GracefulShutdown::new();
-    let builder = connection_builder(&settings);
+    // Every connection task is tracked, so the drain can wait for them all.
+    let connections = TaskTracker::new();
+    let builder = Arc::new(connection_builder(&settings));
+    let max_head_bytes = settings.max_header_bytes.max(MIN_HEADER_BYTES);
     let open = metrics::gauge!(telemetry::CONNECTIONS_OPEN);
     open.set(0.0);
     let accepted = metrics::counter!(telemetry::CONNECTIONS, "outcome" => "accepted");
@@ -83,23 +93,23 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
 
         let activity = ConnActivity::new();
-        let service = client_service(context.clone(), peer, activity.clone());
-        let io = TokioIo::new(TrackedIo::new(
-            stream,
-            activity.clone(),
-            settings.max_header_bytes.max(MIN_HEADER_BYTES),
-        ));
-        let connection = graceful.watch(
-            builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned(),
-        );
+        let client = Arc::new(ClientConnection {
+            context: context.clone(),
+            forwarded_for: super::headers::forwarded_for(peer.ip()),
+            activity: activity.clone(),
+            pinned: Arc::default(),
+            max_head_bytes,
+        });
+        let io = TrackedIo::new(stream, activity.clone(), max_head_bytes);
         let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_read_timeout);
+        let lane = settings.http1_lane;
+        let builder = builder.clone();
+        let connection_shutdown = shutdown.clone();
         let open = open.clone();
         let context = context.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             tokio::select! {
-                result = connection => {
+                result = serve_connection(io, client, builder, lane, connection_shutdown) => {
                     if let Err(error) = result {
                         record_connection_error(&*error);
                     }
@@ -120,15 +130,48 @@ pub async fn serve(
         });
     }
 
-    // Stop accepting: new connections are refused from here on.
+    // Stop accepting: new connections are refused from here on. Each
+    // connection saw the same signal: idle ones close, busy ones finish their
+    // request and close.
     drop(listener);
+    connections.close();
     tracing::info!(drain_timeout = ?settings.drain_timeout, "draining in-flight requests");
-    if tokio::time::timeout(settings.drain_timeout, graceful.shutdown())
+    if tokio::time::timeout(settings.drain_timeout, connections.wait())
         .await
         .is_err()
     {
         tracing::warn!("drain timeout reached; closing the remaining connections");
     }
+}
+
+type ConnectionError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves one client connection: on the lane while its requests are plain
+/// HTTP/1.1, then (or from the start) on hyper's connection, which is told to
+/// finish gracefully when shutdown comes.
+async fn serve_connection(
+    io: TrackedIo<TcpStream>,
+    client: Arc<ClientConnection>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    lane_enabled: bool,
+    mut shutdown: ShutdownSignal,
+) -> Result<(), ConnectionError> {
+    let io = if lane_enabled {
+        match lane::serve(io, &client, &mut shutdown).await? {
+            LaneEnd::Closed => return Ok(()),
+            LaneEnd::Handoff(io) => io,
+        }
+    } else {
+        Replay::new(Bytes::new(), io)
+    };
+    let service = client_service(client);
+    let mut connection = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        () = shutdown.recv() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    connection.await
 }
 
 fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
@@ -151,14 +194,10 @@ fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
 type ClientService =
     TowerToHyperService<tower_http::catch_panic::CatchPanic<ForwardService, PanicResponse>>;
 
-/// The forwarding service of one client connection.
+/// The forwarding service of one client connection served by hyper.
 #[derive(Clone)]
 struct ForwardService {
-    context: Arc<ProxyContext>,
-    /// The client's address, rendered once for X-Forwarded-For.
-    forwarded_for: http::HeaderValue,
-    activity: Arc<ConnActivity>,
-    pinned: Arc<PinnedUpstream>,
+    client: Arc<ClientConnection>,
 }
 
 type ForwardFuture = std::pin::Pin<
@@ -182,29 +221,15 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for ForwardService {
     }
 
     fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> ForwardFuture {
-        let context = self.context.clone();
-        let activity = self.activity.clone();
-        let pinned = self.pinned.clone();
-        let forwarded_for = self.forwarded_for.clone();
-        Box::pin(
-            async move { Ok(forward(context, forwarded_for, activity, pinned, request).await) },
-        )
+        let forwarding = self.client.forward(request.map(ClientBody::from));
+        Box::pin(async move { Ok(forwarding.await) })
     }
 }
 
-fn client_service(
-    context: Arc<ProxyContext>,
-    peer: SocketAddr,
-    activity: Arc<ConnActivity>,
-) -> ClientService {
+fn client_service(client: Arc<ClientConnection>) -> ClientService {
     let service = ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(PanicResponse))
-        .service(ForwardService {
-            context,
-            forwarded_for: super::headers::forwarded_for(peer.ip()),
-            activity,
-            pinned: Arc::default(),
-        });
+        .service(ForwardService { client });
     TowerToHyperService::new(service)
 }
 
@@ -219,18 +244,7 @@ impl tower_http::catch_panic::ResponseForPanic for PanicResponse {
         &mut self,
         panic: Box<dyn std::any::Any + Send + 'static>,
     ) -> Response<Full<Bytes>> {
-        let detail = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".into());
-        tracing::error!(%detail, "request handler panicked");
-        json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "proxy_error",
-            "the proxy failed while handling this request",
-            &http::HeaderValue::from_static(""),
-        )
+        panic_response(panic)
     }
 }
 

@@ -3,12 +3,14 @@
 
 pub mod activity;
 pub mod body;
+pub mod client_body;
 pub mod direct;
 pub mod error;
 pub mod exchange;
 pub mod forward;
 pub mod framing;
 pub mod headers;
+pub mod lane;
 pub mod listener;
 pub mod metrics;
 pub mod stats;

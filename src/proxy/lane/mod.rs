@@ -1,0 +1,221 @@
+//! The HTTP/1.1 lane: the connection's own task reads the common request,
+//! forwards it and writes the answer, without a general HTTP server in
+//! between.
+//!
+//! Most traffic a model server sees is the plain case: an HTTP/1.1 request
+//! whose head and `Content-Length` body arrive together, on a keep-alive
+//! connection. For that case a general server's machinery (a dispatcher per
+//! connection, a body channel, an encoder state machine) costs more than the
+//! proxying itself. The lane reads such a request into one buffer, slices the
+//! head fields and the body out of it without copying, runs the same
+//! [`forward`] as every other request, and writes the response head and the
+//! first body bytes in one write.
+//!
+//! Everything else — chunked uploads, `Expect: 100-continue`, upgrades,
+//! HTTP/1.0, HTTP/2 with prior knowledge, heads or bodies that do not fit the
+//! read buffer, malformed bytes — is handed to hyper at a message boundary:
+//! the lane returns the socket with the bytes it read but did not use, and
+//! hyper serves the connection from there on (see [`request`] for the exact
+//! rule). Both paths share the forward path, its metrics and its limits, so a
+//! client sees the same answers from either.
+//!
+//! Draining: an idle lane connection closes at once; one with a request in
+//! flight finishes it, answers with `Connection: close`, then closes.
+
+mod date;
+mod replay;
+mod request;
+mod response;
+
+use std::any::Any;
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures_util::FutureExt;
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::Either;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+pub use replay::Replay;
+
+use self::request::{HandoffReason, LaneRequest, Parsed};
+use super::activity::ConnActivity;
+use super::direct::PinnedUpstream;
+use super::error::{json_error, panic_response};
+use super::forward::{forward, ProxyContext};
+use crate::shutdown::ShutdownSignal;
+use crate::telemetry;
+
+/// Bytes read ahead from the client; a request (head and body) larger than
+/// this is hyper's. Large enough for a chat request with a long prompt,
+/// small enough that ten thousand idle connections hold little.
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// What the forward path knows of one client connection.
+pub struct ClientConnection {
+    pub context: Arc<ProxyContext>,
+    /// The client's address, rendered once for X-Forwarded-For.
+    pub forwarded_for: HeaderValue,
+    pub activity: Arc<ConnActivity>,
+    pub pinned: Arc<PinnedUpstream>,
+    /// Longest request head accepted; a longer one is hyper's to refuse.
+    pub max_head_bytes: usize,
+}
+
+impl ClientConnection {
+    /// Forwards one request of this connection.
+    pub fn forward(
+        &self,
+        request: http::Request<super::client_body::ClientBody>,
+    ) -> impl std::future::Future<Output = http::Response<super::forward::ProxyResponseBody>>
+           + Send
+           + 'static {
+        forward(
+            self.context.clone(),
+            self.forwarded_for.clone(),
+            self.activity.clone(),
+            self.pinned.clone(),
+            request,
+        )
+    }
+}
+
+/// How the lane left the connection.
+#[derive(Debug)]
+pub enum LaneEnd<T> {
+    /// Closed: by the client, after `Connection: close`, or on drain.
+    Closed,
+    /// For hyper to serve from here, starting with the bytes already read.
+    Handoff(Replay<T>),
+}
+
+/// Serves requests on `io` until the connection closes or needs hyper.
+pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
+    mut io: T,
+    client: &ClientConnection,
+    shutdown: &mut ShutdownSignal,
+) -> io::Result<LaneEnd<T>> {
+    let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let mut out = Vec::with_capacity(1024);
+    loop {
+        if buffer.is_empty() {
+            // Between requests: an idle connection is what a drain closes.
+            if shutdown.is_triggered() {
+                return Ok(LaneEnd::Closed);
+            }
+            buffer.reserve(READ_BUFFER_BYTES);
+            let read = tokio::select! {
+                biased;
+                read = io.read_buf(&mut buffer) => read?,
+                () = shutdown.recv() => return Ok(LaneEnd::Closed),
+            };
+            if read == 0 {
+                return Ok(LaneEnd::Closed);
+            }
+        }
+        let lane_request = match request::parse(&mut buffer, client.max_head_bytes) {
+            Parsed::Ready(lane_request) => lane_request,
+            Parsed::Incomplete { needed } => {
+                let fits = needed.map_or(buffer.len() < READ_BUFFER_BYTES, |total| {
+                    total <= READ_BUFFER_BYTES
+                });
+                if !fits {
+                    return Ok(handoff(io, buffer, HandoffReason::Large));
+                }
+                buffer.reserve(READ_BUFFER_BYTES - buffer.len());
+                if io.read_buf(&mut buffer).await? == 0 {
+                    return Ok(LaneEnd::Closed);
+                }
+                continue;
+            }
+            Parsed::Handoff(reason) => return Ok(handoff(io, buffer, reason)),
+            Parsed::Invalid(detail) => {
+                refuse_invalid(&mut io, &mut out, detail).await?;
+                return Ok(LaneEnd::Closed);
+            }
+        };
+        let reusable = exchange(
+            &mut io,
+            &mut buffer,
+            &mut out,
+            client,
+            lane_request,
+            shutdown,
+        )
+        .await?;
+        if !reusable {
+            return Ok(LaneEnd::Closed);
+        }
+    }
+}
+
+fn handoff<T>(io: T, buffer: BytesMut, reason: HandoffReason) -> LaneEnd<T> {
+    metrics::counter!(telemetry::CONNECTION_HANDOFFS, "reason" => reason.label()).increment(1);
+    LaneEnd::Handoff(Replay::new(buffer.freeze(), io))
+}
+
+/// Forwards one request and writes its answer; true when the connection can
+/// carry the next one.
+async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut T,
+    buffer: &mut BytesMut,
+    out: &mut Vec<u8>,
+    client: &ClientConnection,
+    lane_request: LaneRequest,
+    shutdown: &ShutdownSignal,
+) -> io::Result<bool> {
+    let LaneRequest { request, close } = lane_request;
+    let head_request = request.method() == Method::HEAD;
+    let mut forwarding = pin!(AssertUnwindSafe(client.forward(request)).catch_unwind());
+    let answer = loop {
+        // Reading on while the upstream works notices a client that hangs up
+        // (the request is then cancelled, as hyper does without half-close)
+        // and keeps pipelined requests for later, up to the buffer's size.
+        let room = buffer.len() < READ_BUFFER_BYTES;
+        if room {
+            buffer.reserve(READ_BUFFER_BYTES - buffer.len());
+        }
+        tokio::select! {
+            biased;
+            answer = &mut forwarding => break answer,
+            read = io.read_buf(buffer), if room => match read {
+                Ok(0) | Err(_) => return Ok(false),
+                Ok(_) => {}
+            },
+        }
+    };
+    let (response, panicked) = match answer {
+        Ok(response) => (response, false),
+        Err(panic) => (answer_panic(panic), true),
+    };
+    let keep_alive = !close && !panicked && !shutdown.is_triggered();
+    response::write(io, out, response, head_request, keep_alive).await
+}
+
+fn answer_panic(
+    panic: Box<dyn Any + Send + 'static>,
+) -> http::Response<super::forward::ProxyResponseBody> {
+    panic_response(panic).map(Either::Right)
+}
+
+/// Answers a head whose target or field values cannot be represented.
+async fn refuse_invalid<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    out: &mut Vec<u8>,
+    detail: &'static str,
+) -> io::Result<()> {
+    metrics::counter!(telemetry::REQUEST_ERRORS, "kind" => "bad_request").increment(1);
+    metrics::counter!(telemetry::CONNECTION_ERRORS, "kind" => "protocol").increment(1);
+    let response = json_error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        detail,
+        &HeaderValue::from_static(""),
+    );
+    response::write(io, out, response.map(Either::Right), false, false)
+        .await
+        .map(drop)
+}
