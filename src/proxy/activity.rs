@@ -68,6 +68,22 @@ impl ConnActivity {
         (InFlightToken(self.clone()), ambiguous)
     }
 
+    /// A request head has begun and not yet ended: the header timeout runs
+    /// from now (unless it already runs for this head).
+    pub fn head_started(&self) {
+        let _ = self.head_started_ms.compare_exchange(
+            0,
+            self.now_ms() + 1,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// No request head is pending: the header timeout does not run.
+    pub fn head_complete(&self) {
+        self.head_started_ms.store(0, Ordering::Relaxed);
+    }
+
     /// How long until the connection counts as idle; `None` when it is idle now.
     fn idle_left(&self, idle_timeout: Duration) -> Option<Duration> {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
@@ -124,23 +140,17 @@ pub async fn expired(
 }
 
 pin_project! {
-    /// A socket that stamps its connection's activity on every read and write,
-    /// and watches the request framing of what it reads.
+    /// A socket that stamps its connection's activity on every read and write.
     pub struct TrackedIo<T> {
         #[pin]
         inner: T,
         activity: Arc<ConnActivity>,
-        framing: FramingWatcher,
     }
 }
 
 impl<T> TrackedIo<T> {
-    pub fn new(inner: T, activity: Arc<ConnActivity>, max_head: usize) -> Self {
-        Self {
-            inner,
-            activity,
-            framing: FramingWatcher::new(max_head),
-        }
+    pub fn new(inner: T, activity: Arc<ConnActivity>) -> Self {
+        Self { inner, activity }
     }
 }
 
@@ -151,36 +161,102 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
-        let before = buf.filled().len();
         let result = this.inner.poll_read(cx, buf);
         if result.is_ready() {
             this.activity.touch();
-            if !this.framing.is_off() {
-                let heads_before = this.framing.heads_seen();
-                let was_partial = this.framing.in_partial_head();
-                this.framing.feed(&buf.filled()[before..]);
-                let head_started = if this.framing.in_partial_head() {
-                    let fresh = !was_partial || this.framing.heads_seen() != heads_before;
-                    fresh.then(|| this.activity.now_ms() + 1)
-                } else {
-                    Some(0)
-                };
-                if let Some(value) = head_started {
-                    this.activity
-                        .head_started_ms
-                        .store(value, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+pin_project! {
+    /// Reads through a [`FramingWatcher`]: records on the connection's
+    /// activity where a request head is pending (for the header timeout) and
+    /// which request had ambiguous framing. Used where hyper parses the
+    /// requests; the lane reads heads itself and does both on its own.
+    pub struct WatchedIo<T> {
+        #[pin]
+        inner: T,
+        activity: Arc<ConnActivity>,
+        framing: FramingWatcher,
+    }
+}
+
+impl<T> WatchedIo<T> {
+    /// Starts watching at a message boundary. Request indices count from
+    /// here, so the requests the lane served before are not counted.
+    pub fn new(inner: T, activity: Arc<ConnActivity>, max_head: usize) -> Self {
+        activity.requests.store(0, Ordering::Relaxed);
+        Self {
+            inner,
+            activity,
+            framing: FramingWatcher::new(max_head),
+        }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for WatchedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let result = this.inner.poll_read(cx, buf);
+        if result.is_ready() && !this.framing.is_off() {
+            let heads_before = this.framing.heads_seen();
+            let was_partial = this.framing.in_partial_head();
+            this.framing.feed(&buf.filled()[before..]);
+            if this.framing.in_partial_head() {
+                if !was_partial || this.framing.heads_seen() != heads_before {
+                    // A new head: its timeout runs from now.
+                    this.activity.head_complete();
+                    this.activity.head_started();
                 }
-                if let Some(index) = this.framing.first_ambiguous() {
-                    let _ = this.activity.ambiguous_request.compare_exchange(
-                        0,
-                        index + 1,
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    );
-                }
+            } else {
+                this.activity.head_complete();
+            }
+            if let Some(index) = this.framing.first_ambiguous() {
+                let _ = this.activity.ambiguous_request.compare_exchange(
+                    0,
+                    index + 1,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
             }
         }
         result
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for WatchedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
     }
 }
 

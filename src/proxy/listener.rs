@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::activity::{self, ConnActivity, Expired, TrackedIo};
+use super::activity::{self, ConnActivity, Expired, TrackedIo, WatchedIo};
 use super::client_body::ClientBody;
 use super::error::{find_source, panic_response};
 use super::forward::ProxyContext;
@@ -100,7 +100,7 @@ pub async fn serve(
             pinned: Arc::default(),
             max_head_bytes,
         });
-        let io = TrackedIo::new(stream, activity.clone(), max_head_bytes);
+        let io = TrackedIo::new(stream, activity.clone());
         let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_read_timeout);
         let lane = settings.http1_lane;
         let builder = builder.clone();
@@ -164,6 +164,9 @@ async fn serve_connection(
     } else {
         Replay::new(Bytes::new(), io)
     };
+    // From here hyper parses the heads; the watcher finds the ambiguous ones
+    // and times the pending ones.
+    let io = WatchedIo::new(io, client.activity.clone(), client.max_head_bytes);
     let service = client_service(client);
     let mut connection = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
     tokio::select! {

@@ -11,9 +11,10 @@
 //! [`forward`] as every other request, and writes the response head and the
 //! first body bytes in one write.
 //!
-//! Everything else — chunked uploads, `Expect: 100-continue`, upgrades,
-//! HTTP/1.0, HTTP/2 with prior knowledge, heads or bodies that do not fit the
-//! read buffer, malformed bytes — is handed to hyper at a message boundary:
+//! Everything else — chunked uploads, bodies that have not all arrived with
+//! their head, `Expect: 100-continue`, upgrades, HTTP/1.0, HTTP/2 with prior
+//! knowledge, heads that do not fit the read buffer, malformed bytes — is
+//! handed to hyper at a message boundary:
 //! the lane returns the socket with the bytes it read but did not use, and
 //! hyper serves the connection from there on (see [`request`] for the exact
 //! rule). Both paths share the forward path, its metrics and its limits, so a
@@ -30,7 +31,6 @@ mod response;
 use std::any::Any;
 use std::io;
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -116,13 +116,18 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(LaneEnd::Closed);
             }
         }
-        let lane_request = match request::parse(&mut buffer, client.max_head_bytes) {
+        let parsed = request::parse(&mut buffer, client.max_head_bytes);
+        // The header timeout runs while a head is partly here (the lane's
+        // share of what the framing watcher does on hyper's side).
+        if matches!(parsed, Parsed::PartialHead) {
+            client.activity.head_started();
+        } else {
+            client.activity.head_complete();
+        }
+        let lane_request = match parsed {
             Parsed::Ready(lane_request) => lane_request,
-            Parsed::Incomplete { needed } => {
-                let fits = needed.map_or(buffer.len() < READ_BUFFER_BYTES, |total| {
-                    total <= READ_BUFFER_BYTES
-                });
-                if !fits {
+            Parsed::PartialHead => {
+                if buffer.len() >= READ_BUFFER_BYTES {
                     return Ok(handoff(io, buffer, HandoffReason::Large));
                 }
                 buffer.reserve(READ_BUFFER_BYTES - buffer.len());
@@ -169,7 +174,9 @@ async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
 ) -> io::Result<bool> {
     let LaneRequest { request, close } = lane_request;
     let head_request = request.method() == Method::HEAD;
-    let mut forwarding = pin!(AssertUnwindSafe(client.forward(request)).catch_unwind());
+    // Boxed: the forward future is a few KiB, and moving it into the
+    // catch-unwind wrapper and onto this future's stack copied it each time.
+    let mut forwarding = AssertUnwindSafe(Box::pin(client.forward(request))).catch_unwind();
     let answer = loop {
         // Reading on while the upstream works notices a client that hangs up
         // (the request is then cancelled, as hyper does without half-close)

@@ -13,7 +13,9 @@
 //! - no Expect (the `100 Continue` interim answer is hyper's), no Upgrade
 //!   (tunnels are hyper's), and no TE (trailers are only sent to a client
 //!   that asked for them, which is hyper's encoder's rule);
-//! - head and whole body within the connection's read buffer.
+//! - head and whole body already read: a body still on its way is streamed
+//!   by hyper, so the upstream gets each piece as it arrives (and can answer
+//!   before the end, as a model server rejecting an upload does).
 //!
 //! Anything else is handed to hyper at this message boundary, before any of
 //! its bytes are consumed, so hyper sees the connection exactly as the client
@@ -28,6 +30,9 @@ use crate::proxy::client_body::ClientBody;
 /// Most header fields a lane request may carry; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
 
+/// Fields the forward path may add to a request before it goes upstream.
+const FIELDS_ADDED_UPSTREAM: usize = 3;
+
 /// What the buffered bytes hold.
 // Returned once per request and moved straight into the exchange: boxing the
 // request would cost an allocation each time for no gain.
@@ -36,9 +41,8 @@ const MAX_HEADERS: usize = 64;
 pub enum Parsed {
     /// A whole request the lane serves; its bytes are consumed from the buffer.
     Ready(LaneRequest),
-    /// The head or the body has not fully arrived; `needed` is the total
-    /// number of buffered bytes that would complete it, when known.
-    Incomplete { needed: Option<usize> },
+    /// Part of a head: more bytes are needed before anything is decided.
+    PartialHead,
     /// Not a request for the lane: hyper serves the connection from here.
     Handoff(HandoffReason),
     /// A head the lane accepted but whose target or a field value cannot be
@@ -59,6 +63,9 @@ pub enum HandoffReason {
     Target,
     /// Head or body beyond the read buffer or the head limit, or too many fields.
     Large,
+    /// The head came without all of its body: the body is streamed, so the
+    /// upstream sees it (and may answer) as it arrives.
+    BodyPending,
     Malformed,
 }
 
@@ -73,6 +80,7 @@ impl HandoffReason {
             HandoffReason::Te => "te",
             HandoffReason::Target => "target",
             HandoffReason::Large => "large",
+            HandoffReason::BodyPending => "body_pending",
             HandoffReason::Malformed => "malformed",
         }
     }
@@ -121,14 +129,12 @@ struct Head {
 pub fn parse(buffer: &mut BytesMut, max_head_bytes: usize) -> Parsed {
     let head = match read_head(buffer, max_head_bytes) {
         Ok(head) => head,
-        Err(NotRead::Partial) => return Parsed::Incomplete { needed: None },
+        Err(NotRead::Partial) => return Parsed::PartialHead,
         Err(NotRead::Handoff(reason)) => return Parsed::Handoff(reason),
     };
     let total = head.head_len + head.body_len;
     if buffer.len() < total {
-        return Parsed::Incomplete {
-            needed: Some(total),
-        };
+        return Parsed::Handoff(HandoffReason::BodyPending);
     }
     let head_bytes = buffer.split_to(head.head_len).freeze();
     let body = buffer.split_to(head.body_len).freeze();
@@ -230,7 +236,9 @@ fn build(head: Head, bytes: &Bytes, body: Bytes) -> Parsed {
     let Ok(uri) = Uri::from_maybe_shared(slice(head.target)) else {
         return Parsed::Invalid("the request target is not a valid URI path");
     };
-    let mut headers = HeaderMap::with_capacity(head.fields.len());
+    // Room for the fields the forward path adds (X-Forwarded-For,
+    // X-Forwarded-Proto, x-request-id), so adding them never regrows the map.
+    let mut headers = HeaderMap::with_capacity(head.fields.len() + FIELDS_ADDED_UPSTREAM);
     for (name, span) in head.fields {
         let Ok(value) = HeaderValue::from_maybe_shared(slice(span)) else {
             return Parsed::Invalid("a header field value holds a byte that is not allowed");
@@ -310,15 +318,12 @@ mod tests {
     }
 
     #[test]
-    fn partial_heads_and_bodies_ask_for_more() {
+    fn a_partial_head_waits_and_a_partial_body_is_streamed_by_hyper() {
         let (parsed, rest) = parse_all(b"POST / HTTP/1.1\r\nContent-Le");
-        assert!(matches!(parsed, Parsed::Incomplete { needed: None }));
+        assert!(matches!(parsed, Parsed::PartialHead));
         assert_eq!(rest.len(), 27);
         let wire = b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345";
-        let (parsed, rest) = parse_all(wire);
-        let head = wire.len() - 5;
-        assert!(matches!(parsed, Parsed::Incomplete { needed: Some(n) } if n == head + 10));
-        assert_eq!(&rest[..], wire);
+        assert_eq!(handoff_reason(wire), Some(HandoffReason::BodyPending));
     }
 
     #[test]

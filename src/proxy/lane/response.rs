@@ -55,82 +55,110 @@ pub enum Framing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadPlan {
     pub framing: Framing,
-    /// Write a Content-Length of this value (the response had none).
+    /// Write the response's own Content-Length fields.
+    pub keep_length: bool,
+    /// Write a Content-Length of this value (the response had no usable one).
     pub add_length: Option<u64>,
     /// Write `Connection: close`.
     pub close: bool,
+    /// Write a `Date` (the response has none).
+    pub add_date: bool,
 }
 
-/// Decides the framing, and removes the fields the lane writes itself.
+/// What one pass over the response's fields found: the head is planned
+/// from this instead of a map lookup per field of interest.
+#[derive(Debug, Clone, Copy, Default)]
+struct FieldSummary {
+    says_close: bool,
+    has_date: bool,
+    /// `None` without Content-Length; `Some(None)` when its values are not
+    /// one number.
+    length: Option<Option<u64>>,
+}
+
+fn summarize(headers: &HeaderMap) -> FieldSummary {
+    let mut summary = FieldSummary::default();
+    for (name, value) in headers {
+        match *name {
+            CONNECTION => summary.says_close |= lists_close(value.as_bytes()),
+            DATE => summary.has_date = true,
+            CONTENT_LENGTH => {
+                let parsed = content_length(value.as_bytes());
+                summary.length = Some(match summary.length {
+                    None => parsed,
+                    Some(earlier) => earlier.filter(|_| parsed == earlier),
+                });
+            }
+            _ => {}
+        }
+    }
+    summary
+}
+
+fn lists_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+fn content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Decides the framing and which fields the lane writes itself.
 ///
 /// `keep_alive` is the connection's wish; a response that says
 /// `Connection: close` (the proxy's own 503 and 413 do) overrides it.
+/// Connection and Transfer-Encoding fields of the response are never written
+/// as they are: the lane frames the message and decides the connection.
 pub fn plan(
     head_request: bool,
     status: StatusCode,
-    headers: &mut HeaderMap,
+    headers: &HeaderMap,
     exact_size: Option<u64>,
     keep_alive: bool,
 ) -> HeadPlan {
-    let close = !keep_alive || says_close(headers);
-    headers.remove(CONNECTION);
-    headers.remove(TRANSFER_ENCODING);
-    let framing_of = |framing| HeadPlan {
-        framing,
+    let fields = summarize(headers);
+    let plan = HeadPlan {
+        framing: Framing::Bodyless,
+        keep_length: false,
         add_length: None,
-        close,
+        close: !keep_alive || fields.says_close,
+        add_date: !fields.has_date,
     };
     if head_request {
-        return framing_of(Framing::Bodyless);
+        return HeadPlan {
+            keep_length: true,
+            ..plan
+        };
     }
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
-        headers.remove(CONTENT_LENGTH);
-        return framing_of(Framing::Bodyless);
+        return plan;
     }
-    match declared_length(headers) {
-        Some(Ok(length)) => return framing_of(Framing::Length(length)),
+    match (fields.length, exact_size) {
+        (Some(Some(length)), _) => HeadPlan {
+            framing: Framing::Length(length),
+            keep_length: true,
+            ..plan
+        },
         // Unusable values are not repeated to the client; the body's own
         // size (or chunking) frames it instead.
-        Some(Err(())) => {
-            headers.remove(CONTENT_LENGTH);
-        }
-        None => {}
-    }
-    match exact_size {
-        Some(length) => HeadPlan {
+        (_, Some(length)) => HeadPlan {
             framing: Framing::Length(length),
             add_length: Some(length),
-            close,
+            ..plan
         },
-        None => framing_of(Framing::Chunked),
+        (_, None) => HeadPlan {
+            framing: Framing::Chunked,
+            ..plan
+        },
     }
-}
-
-fn says_close(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
-}
-
-/// The Content-Length fields' value: `None` without any, an error when they
-/// are not one number.
-fn declared_length(headers: &HeaderMap) -> Option<Result<u64, ()>> {
-    let mut values = headers.get_all(CONTENT_LENGTH).iter();
-    let first = values.next()?;
-    let parsed = std::str::from_utf8(first.as_bytes())
-        .ok()
-        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|text| text.parse::<u64>().ok());
-    Some(match parsed {
-        Some(length) if values.all(|other| other == first) => Ok(length),
-        _ => Err(()),
-    })
 }
 
 /// Appends the status line and header section.
@@ -148,6 +176,14 @@ pub fn encode_head(
     out.extend_from_slice(reason.or(canonical).unwrap_or_default());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
+        let written_by_lane = match *name {
+            CONNECTION | TRANSFER_ENCODING => true,
+            CONTENT_LENGTH => !plan.keep_length,
+            _ => false,
+        };
+        if written_by_lane {
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -163,7 +199,7 @@ pub fn encode_head(
     if plan.close {
         out.extend_from_slice(b"connection: close\r\n");
     }
-    if !headers.contains_key(DATE) {
+    if plan.add_date {
         out.extend_from_slice(b"date: ");
         date::extend(out);
         out.extend_from_slice(b"\r\n");
@@ -180,11 +216,11 @@ pub async fn write<W: AsyncWrite + Unpin>(
     head_request: bool,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let plan = plan(
         head_request,
         parts.status,
-        &mut parts.headers,
+        &parts.headers,
         body.size_hint().exact(),
         keep_alive,
     );
@@ -339,79 +375,98 @@ mod tests {
         status: u16,
         pairs: &[(&'static str, &'static str)],
         size: Option<u64>,
-    ) -> (HeadPlan, HeaderMap) {
-        let mut map = headers(pairs);
+    ) -> HeadPlan {
         let status = StatusCode::from_u16(status).unwrap();
-        (plan(head, status, &mut map, size, true), map)
+        plan(head, status, &headers(pairs), size, true)
+    }
+
+    fn head_text(status: u16, pairs: &[(&'static str, &'static str)], plan: HeadPlan) -> String {
+        let mut out = Vec::new();
+        let status = StatusCode::from_u16(status).unwrap();
+        encode_head(&mut out, status, None, &headers(pairs), plan);
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn a_declared_length_is_used_as_it_is() {
-        let (plan, map) = planned(false, 200, &[("content-length", "12")], None);
+        let plan = planned(false, 200, &[("content-length", "12")], None);
         assert_eq!(plan.framing, Framing::Length(12));
+        assert!(plan.keep_length);
         assert_eq!(plan.add_length, None);
-        assert_eq!(map["content-length"], "12");
+        let plan = planned(
+            false,
+            200,
+            &[("content-length", "7"), ("content-length", "7")],
+            None,
+        );
+        assert_eq!(plan.framing, Framing::Length(7));
     }
 
     #[test]
     fn a_known_size_gets_a_length_and_an_unknown_one_is_chunked() {
-        let (plan, _) = planned(false, 200, &[], Some(5));
+        let plan = planned(false, 200, &[], Some(5));
         assert_eq!(
             (plan.framing, plan.add_length),
             (Framing::Length(5), Some(5))
         );
-        let (plan, _) = planned(false, 200, &[], None);
+        let plan = planned(false, 200, &[], None);
         assert_eq!(plan.framing, Framing::Chunked);
-        let (plan, map) = planned(false, 200, &[("content-length", "x")], None);
-        assert_eq!(plan.framing, Framing::Chunked);
-        assert!(!map.contains_key("content-length"));
-        let (plan, _) = planned(
-            false,
-            200,
+        for bad in [
+            &[("content-length", "x")][..],
             &[("content-length", "3"), ("content-length", "4")],
-            None,
-        );
-        assert_eq!(plan.framing, Framing::Chunked);
+            &[("content-length", "3"), ("content-length", "x")],
+        ] {
+            let plan = planned(false, 200, bad, None);
+            assert_eq!(plan.framing, Framing::Chunked, "{bad:?}");
+            assert!(!plan.keep_length);
+            assert!(!head_text(200, bad, plan).contains("content-length"));
+        }
     }
 
     #[test]
     fn head_204_and_304_answers_carry_no_content() {
-        let (plan, map) = planned(true, 200, &[("content-length", "99")], Some(0));
+        let plan = planned(true, 200, &[("content-length", "99")], Some(0));
         assert_eq!((plan.framing, plan.add_length), (Framing::Bodyless, None));
-        assert_eq!(map["content-length"], "99");
-        let (plan, map) = planned(false, 304, &[("content-length", "99")], Some(0));
-        assert_eq!(plan.framing, Framing::Bodyless);
-        assert!(!map.contains_key("content-length"));
-        let (plan, map) = planned(false, 204, &[("content-length", "0")], Some(0));
-        assert_eq!(plan.framing, Framing::Bodyless);
-        assert!(!map.contains_key("content-length"));
+        assert!(
+            head_text(200, &[("content-length", "99")], plan).contains("content-length: 99\r\n")
+        );
+        for status in [204, 304] {
+            let plan = planned(false, status, &[("content-length", "99")], Some(0));
+            assert_eq!(plan.framing, Framing::Bodyless);
+            assert!(
+                !head_text(status, &[("content-length", "99")], plan).contains("content-length")
+            );
+        }
     }
 
     #[test]
-    fn a_response_asking_to_close_closes() {
-        let (plan, map) = planned(false, 503, &[("connection", "close")], Some(2));
+    fn a_response_asking_to_close_closes_and_framing_fields_are_the_lanes() {
+        let pairs = [("connection", "close"), ("transfer-encoding", "chunked")];
+        let plan = planned(false, 503, &pairs, Some(2));
         assert!(plan.close);
-        assert!(!map.contains_key("connection"));
-        let mut map = HeaderMap::new();
-        assert!(plan_close(&mut map, false));
-        assert!(!plan_close(&mut map, true));
+        let text = head_text(503, &pairs, plan);
+        assert!(!text.contains("chunked"), "{text}");
+        assert_eq!(text.matches("connection").count(), 1, "{text}");
+        let status = StatusCode::OK;
+        assert!(plan_close(status, false));
+        assert!(!plan_close(status, true));
     }
 
-    fn plan_close(map: &mut HeaderMap, keep_alive: bool) -> bool {
-        plan(false, StatusCode::OK, map, None, keep_alive).close
+    fn plan_close(status: StatusCode, keep_alive: bool) -> bool {
+        plan(false, status, &HeaderMap::new(), None, keep_alive).close
     }
 
     #[test]
     fn the_head_keeps_fields_in_order_and_adds_date_once() {
-        let map = headers(&[("set-cookie", "a=1"), ("set-cookie", "b=2")]);
+        let pairs = [("set-cookie", "a=1"), ("set-cookie", "b=2")];
         let plan = HeadPlan {
             framing: Framing::Chunked,
+            keep_length: false,
             add_length: None,
             close: true,
+            add_date: true,
         };
-        let mut out = Vec::new();
-        encode_head(&mut out, StatusCode::OK, None, &map, plan);
-        let text = String::from_utf8(out).unwrap();
+        let text = head_text(200, &pairs, plan);
         let lines: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(lines[0], "HTTP/1.1 200 OK");
         assert_eq!(
@@ -426,23 +481,14 @@ mod tests {
         assert!(lines[5].starts_with("date: "), "{text}");
         assert!(text.ends_with("\r\n\r\n"));
 
+        let dated = [("date", "Sun, 06 Nov 1994 08:49:37 GMT")];
+        let plan = planned(false, 599, &dated, Some(0));
+        assert!(!plan.add_date);
         let mut out = Vec::new();
-        let dated = headers(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT")]);
-        let plan = HeadPlan {
-            framing: Framing::Length(0),
-            add_length: Some(0),
-            close: false,
-        };
-        encode_head(
-            &mut out,
-            StatusCode::from_u16(599).unwrap(),
-            Some(b"Odd"),
-            &dated,
-            plan,
-        );
-        let text = String::from_utf8(out).unwrap();
+        let status = StatusCode::from_u16(599).unwrap();
+        encode_head(&mut out, status, Some(b"Odd"), &headers(&dated), plan);
         assert_eq!(
-            text,
+            String::from_utf8(out).unwrap(),
             "HTTP/1.1 599 Odd\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-length: 0\r\n\r\n"
         );
     }
