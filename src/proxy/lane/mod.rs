@@ -43,6 +43,7 @@ pub use replay::Replay;
 
 use self::request::{HandoffReason, LaneRequest, Parsed};
 use super::activity::ConnActivity;
+use super::client_body::ClientBody;
 use super::direct::PinnedUpstream;
 use super::error::{json_error, panic_response};
 use super::forward::{forward, ProxyContext};
@@ -69,7 +70,7 @@ impl ClientConnection {
     /// Forwards one request of this connection.
     pub fn forward(
         &self,
-        request: http::Request<super::client_body::ClientBody>,
+        request: http::Request<ClientBody>,
     ) -> impl std::future::Future<Output = http::Response<super::forward::ProxyResponseBody>>
            + Send
            + 'static {
@@ -173,6 +174,7 @@ async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
     shutdown: &ShutdownSignal,
 ) -> io::Result<bool> {
     let LaneRequest { request, close } = lane_request;
+    let request = request.map(ClientBody::buffered);
     let head_request = request.method() == Method::HEAD;
     // Boxed: the forward future is a few KiB, and moving it into the
     // catch-unwind wrapper and onto this future's stack copied it each time.
