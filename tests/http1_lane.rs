@@ -270,6 +270,14 @@ fn scripted_upstream() -> SocketAddr {
                 while let Some(head) = read_raw_request(&mut stream, &mut buffer, |_| true) {
                     let head_request = head.starts_with("HEAD ");
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    if path == "/stall" {
+                        // One chunk, then silence while the connection stays open.
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n",
+                        );
+                        std::thread::sleep(Duration::from_secs(4));
+                        return;
+                    }
                     let (answer, close) = scripted_answer(&path, head_request);
                     if stream.write_all(&answer).is_err() || close {
                         return;
@@ -498,6 +506,31 @@ fn a_client_that_hangs_up_mid_request_cancels_it() {
     }
     drop(stream);
     let series = r#"magma_request_errors_total{kind="client_abort"}"#;
+    let metrics = sidecar.wait_for_metric(series, 1.0);
+    assert_eq!(metric_value(&metrics, series), Some(1.0), "{metrics}");
+}
+
+#[test]
+fn a_stalled_answer_is_cut_after_the_upstream_timeout_and_counted() {
+    let upstream = format!("http://{}", scripted_upstream());
+    let sidecar = Sidecar::start(&upstream, &["--upstream-timeout", "1s"]);
+    let mut stream = connect(sidecar.proxy);
+    stream
+        .write_all(b"GET /stall HTTP/1.1\r\nHost: m\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.contains("\r\n\r\n5\r\nfirst\r\n"), "{text}");
+    // Cut, not ended: no last chunk, and well before the upstream gave up.
+    assert!(!text.ends_with("0\r\n\r\n"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let series = r#"magma_request_errors_total{kind="timeout"}"#;
     let metrics = sidecar.wait_for_metric(series, 1.0);
     assert_eq!(metric_value(&metrics, series), Some(1.0), "{metrics}");
 }

@@ -133,8 +133,9 @@ pin_project! {
     pub struct ResponseBody {
         #[pin]
         inner: UpstreamBody,
-        #[pin]
-        stall: Sleep,
+        // Armed the first time the body has to wait: most answers arrive with
+        // their head and never need a timer (nor a clock read to set one).
+        stall: Option<Pin<Box<Sleep>>>,
         stall_timeout: Duration,
         guard: Option<ExchangeGuard>,
         outcome_at_end: Outcome,
@@ -150,7 +151,7 @@ impl ResponseBody {
     ) -> Self {
         let mut body = Self {
             inner,
-            stall: tokio::time::sleep(stall_timeout),
+            stall: None,
             stall_timeout,
             guard: Some(guard),
             outcome_at_end,
@@ -176,12 +177,18 @@ impl Body for ResponseBody {
         let polled = this.inner.as_mut().poll_frame(cx);
         let result = match polled {
             Poll::Pending => {
-                if this.guard.is_some() && this.stall.as_mut().poll(cx).is_ready() {
-                    if let Some(guard) = this.guard.take() {
-                        guard.error(super::error::ErrorKind::Timeout);
-                        guard.finish(Outcome::Timeout);
+                if this.guard.is_some() {
+                    let timeout = *this.stall_timeout;
+                    let stall = this
+                        .stall
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if stall.as_mut().poll(cx).is_ready() {
+                        if let Some(guard) = this.guard.take() {
+                            guard.error(super::error::ErrorKind::Timeout);
+                            guard.finish(Outcome::Timeout);
+                        }
+                        return Poll::Ready(Some(Err(BodyError::UpstreamStalled(timeout))));
                     }
-                    return Poll::Ready(Some(Err(BodyError::UpstreamStalled(*this.stall_timeout))));
                 }
                 return Poll::Pending;
             }
@@ -200,12 +207,12 @@ impl Body for ResponseBody {
                         guard.finish(*this.outcome_at_end);
                     }
                 } else {
-                    // Only a body with more to come needs its stall timer
-                    // pushed back (a clock read and a timer-wheel move; most
-                    // answers are one frame).
-                    this.stall
-                        .as_mut()
-                        .reset(Instant::now() + *this.stall_timeout);
+                    // A body with more to come that has waited before gets
+                    // its stall timer pushed back; one that never waited has
+                    // none to move.
+                    if let Some(stall) = this.stall.as_mut() {
+                        stall.as_mut().reset(Instant::now() + *this.stall_timeout);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
