@@ -10,13 +10,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, ReadBuf};
 
-/// `inner`, with `pending` read ahead of it.
-#[derive(Debug)]
-pub struct Replay<T> {
-    pending: Bytes,
-    inner: T,
+pin_project! {
+    /// `inner`, with `pending` read ahead of it.
+    #[derive(Debug)]
+    pub struct Replay<T> {
+        pending: Bytes,
+        #[pin]
+        inner: T,
+    }
 }
 
 impl<T> Replay<T> {
@@ -25,15 +29,15 @@ impl<T> Replay<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Replay<T> {
+impl<T: AsyncRead> AsyncRead for Replay<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+        let this = self.project();
         if this.pending.is_empty() {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
+            return this.inner.poll_read(cx, buf);
         }
         let n = this.pending.len().min(buf.remaining());
         buf.put_slice(&this.pending[..n]);
@@ -42,35 +46,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Replay<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+delegate_async_write!(Replay);
 
 #[cfg(test)]
 mod tests {
