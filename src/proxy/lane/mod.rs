@@ -55,6 +55,9 @@ use crate::telemetry;
 /// small enough that ten thousand idle connections hold little.
 pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
+/// Least room a read into the buffer is given.
+const MIN_READ_ROOM: usize = 1024;
+
 /// What the forward path knows of one client connection.
 pub struct ClientConnection {
     pub context: Arc<ProxyContext>,
@@ -183,9 +186,11 @@ async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
         // Reading on while the upstream works notices a client that hangs up
         // (the request is then cancelled, as hyper does without half-close)
         // and keeps pipelined requests for later, up to the buffer's size.
+        // The buffer's own spare room is used as it is: the request's fields
+        // still share its allocation, so reserving more here would allocate.
         let room = buffer.len() < READ_BUFFER_BYTES;
-        if room {
-            buffer.reserve(READ_BUFFER_BYTES - buffer.len());
+        if room && buffer.capacity() == buffer.len() {
+            buffer.reserve(MIN_READ_ROOM);
         }
         tokio::select! {
             biased;
