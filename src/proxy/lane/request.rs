@@ -227,7 +227,7 @@ fn content_length(value: &[u8]) -> Option<usize> {
 }
 
 /// Whether a Connection field value lists the `close` option (RFC 9112 §9.6).
-fn lists_close(value: &[u8]) -> bool {
+pub(super) fn lists_close(value: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))

@@ -34,6 +34,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::date;
+use super::request::lists_close;
 use crate::proxy::forward::ProxyResponseBody;
 
 /// Up to this many bytes are gathered before a write; larger data frames are
@@ -93,12 +94,6 @@ fn summarize(headers: &HeaderMap) -> FieldSummary {
         }
     }
     summary
-}
-
-fn lists_close(value: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 fn content_length(value: &[u8]) -> Option<u64> {
