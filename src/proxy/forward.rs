@@ -338,3 +338,4 @@ fn response_len(response: &Response<Full<Bytes>>) -> u64 {
         .exact()
         .unwrap_or(0)
 }
+

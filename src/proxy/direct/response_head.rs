@@ -3,6 +3,7 @@
 
 use std::mem::MaybeUninit;
 
+use bytes::BytesMut;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
@@ -41,59 +42,108 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
-/// Parses a response head at the start of `buf`. `Ok(None)`: incomplete,
-/// read more. On success also returns the head's length in bytes.
+/// Parses a response head at the start of `buf` and takes its bytes out of
+/// it. `Ok(None)`: incomplete, read more (nothing is taken).
+///
+/// Field values are slices of the head's bytes, not copies: the head is
+/// split off the connection's buffer once and each value shares it.
 pub fn parse(
-    buf: &[u8],
+    buf: &mut BytesMut,
     request_was_head: bool,
-) -> Result<Option<(usize, ResponseHead)>, DirectError> {
-    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut []);
-    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut response,
-        buf,
-        &mut fields,
-    ) {
-        Ok(httparse::Status::Complete(length)) => length,
-        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
-        Ok(httparse::Status::Partial) => {
-            return Err(DirectError::Malformed("the response head is too large"))
+) -> Result<Option<ResponseHead>, DirectError> {
+    let mut spans = [FieldSpans::default(); MAX_HEADERS];
+    let (length, status, version, reason, field_count) = {
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut fields,
+        ) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
+            Ok(httparse::Status::Partial) => {
+                return Err(DirectError::Malformed("the response head is too large"))
+            }
+            Err(error) => return Err(DirectError::Parse(error)),
+        };
+        let status = response
+            .code
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .ok_or(DirectError::Malformed("invalid status code"))?;
+        let version = match response.version {
+            Some(0) => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        };
+        let reason = response
+            .reason
+            .filter(|reason| Some(*reason) != status.canonical_reason())
+            .map(|reason| reason.as_bytes().to_vec());
+        for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
+            *span = FieldSpans {
+                name: Span::of(buf, field.name.as_bytes()),
+                value: Span::of(buf, field.value),
+            };
         }
-        Err(error) => return Err(DirectError::Parse(error)),
+        (length, status, version, reason, response.headers.len())
     };
-    let status = response
-        .code
-        .and_then(|code| StatusCode::from_u16(code).ok())
-        .ok_or(DirectError::Malformed("invalid status code"))?;
-    let version = match response.version {
-        Some(0) => Version::HTTP_10,
-        _ => Version::HTTP_11,
-    };
-    let reason = response
-        .reason
-        .filter(|reason| Some(*reason) != status.canonical_reason())
-        .map(|reason| reason.as_bytes().to_vec());
-    let headers = header_map(response.headers)?;
-    let framing = framing(&headers, status, request_was_head)?;
-    let keep_alive = framing != Framing::UntilClose && keeps_alive(&headers, version);
-    Ok(Some((
-        length,
-        ResponseHead {
-            status,
-            version,
-            reason,
-            headers,
-            framing,
-            keep_alive,
-        },
-    )))
+    let head = buf.split_to(length).freeze();
+    let mut headers = HeaderMap::with_capacity(field_count + 1);
+    let mut facts = FramingFields::default();
+    for span in &spans[..field_count] {
+        let name = HeaderName::from_bytes(&head[span.name.range()])
+            .map_err(|_| DirectError::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(span.value.range()))
+            .map_err(|_| DirectError::Malformed("invalid header value"))?;
+        facts.note(&name, value.as_bytes());
+        headers.append(name, value);
+    }
+    let framing = facts.framing(status, request_was_head)?;
+    let keep_alive = framing != Framing::UntilClose && facts.keeps_alive(version);
+    Ok(Some(ResponseHead {
+        status,
+        version,
+        reason,
+        headers,
+        framing,
+        keep_alive,
+    }))
 }
 
-/// Copies parsed fields into a header map, repeated fields kept in order.
+/// Where a field's name and value lie in the head.
+#[derive(Debug, Clone, Copy, Default)]
+struct FieldSpans {
+    name: Span,
+    value: Span,
+}
+
+/// A range of the head's bytes; the head is at most [`MAX_HEAD_BYTES`] long.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(base: &[u8], part: &[u8]) -> Span {
+        // httparse returns slices of `base`, so the offset cannot underflow.
+        let start = part.as_ptr() as usize - base.as_ptr() as usize;
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// Copies parsed fields into a header map, repeated fields kept in order
+/// (for trailer sections, which are rare enough not to share the head's
+/// bytes).
 pub fn header_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, DirectError> {
-    // Room for the x-request-id the proxy adds, so the map does not grow
-    // (reallocate and rehash) for one field.
-    let mut map = HeaderMap::with_capacity(fields.len() + 1);
+    let mut map = HeaderMap::with_capacity(fields.len());
     for field in fields {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| DirectError::Malformed("invalid header name"))?;
@@ -104,80 +154,104 @@ pub fn header_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, DirectEr
     Ok(map)
 }
 
-/// RFC 9112 §6.3, for a response.
-fn framing(
-    headers: &HeaderMap,
-    status: StatusCode,
-    request_was_head: bool,
-) -> Result<Framing, DirectError> {
-    // Rule 1: these never have a body, whatever their header fields say.
-    if request_was_head
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok(Framing::Empty);
-    }
-    let length = content_length(headers)?;
-    if headers.contains_key(TRANSFER_ENCODING) {
-        // Rule 3 lets Transfer-Encoding override Content-Length but calls the
-        // pair a sign of response splitting; it is refused, not guessed at.
-        if length.is_some() {
-            return Err(DirectError::Malformed(
-                "both Transfer-Encoding and Content-Length",
-            ));
-        }
-        let last_coding = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next())
-            .map(<[u8]>::trim_ascii);
-        return Ok(match last_coding {
-            Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
-            _ => Framing::UntilClose,
-        });
-    }
-    Ok(match length {
-        Some(0) => Framing::Empty,
-        Some(length) => Framing::Length(length),
-        None => Framing::UntilClose,
-    })
+/// What the framing and connection fields said, gathered in the pass that
+/// builds the header map instead of looking each field up again.
+#[derive(Debug)]
+struct FramingFields {
+    /// The Content-Length all copies agree on (RFC 9110 §8.6), or why there
+    /// is none usable: rule 5's unrecoverable error.
+    length: Result<Option<u64>, &'static str>,
+    transfer_encoding: bool,
+    /// Whether the last transfer coding named is `chunked`.
+    last_coding_chunked: bool,
+    close: bool,
+    keep_alive: bool,
 }
 
-/// The Content-Length value; repeated or listed copies must agree (RFC 9110
-/// §8.6), anything else is rule 5's unrecoverable error.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, DirectError> {
-    let mut found = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            let parsed =
-                (!item.is_empty() && item.len() <= 19 && item.iter().all(u8::is_ascii_digit))
-                    .then(|| item.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-                    .ok_or(DirectError::Malformed("invalid Content-Length"))?;
-            if found.is_some_and(|seen| seen != parsed) {
-                return Err(DirectError::Malformed("conflicting Content-Length values"));
-            }
-            found = Some(parsed);
+impl Default for FramingFields {
+    fn default() -> Self {
+        FramingFields {
+            length: Ok(None),
+            transfer_encoding: false,
+            last_coding_chunked: false,
+            close: false,
+            keep_alive: false,
         }
+    }
+}
+
+impl FramingFields {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) {
+        if name == CONTENT_LENGTH {
+            self.length = self.length.and_then(|found| agreed_length(found, value));
+        } else if name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            if let Some(last) = value.rsplit(|&b| b == b',').next() {
+                self.last_coding_chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name == CONNECTION {
+            for token in value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+
+    /// RFC 9112 §6.3, for a response.
+    fn framing(&self, status: StatusCode, request_was_head: bool) -> Result<Framing, DirectError> {
+        // Rule 1: these never have a body, whatever their header fields say.
+        if request_was_head
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok(Framing::Empty);
+        }
+        let length = self.length.map_err(DirectError::Malformed)?;
+        if self.transfer_encoding {
+            // Rule 3 lets Transfer-Encoding override Content-Length but calls
+            // the pair a sign of response splitting; it is refused, not
+            // guessed at.
+            if length.is_some() {
+                return Err(DirectError::Malformed(
+                    "both Transfer-Encoding and Content-Length",
+                ));
+            }
+            return Ok(if self.last_coding_chunked {
+                Framing::Chunked
+            } else {
+                Framing::UntilClose
+            });
+        }
+        Ok(match length {
+            Some(0) => Framing::Empty,
+            Some(length) => Framing::Length(length),
+            None => Framing::UntilClose,
+        })
+    }
+
+    /// RFC 9112 §9.3: HTTP/1.1 stays open unless `close` is named; HTTP/1.0
+    /// only when `keep-alive` is.
+    fn keeps_alive(&self, version: Version) -> bool {
+        !self.close && (version == Version::HTTP_11 || self.keep_alive)
+    }
+}
+
+/// Folds one Content-Length field value (possibly a list) into the length
+/// found so far; every copy must be the same number.
+fn agreed_length(mut found: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
+    for item in value.split(|&b| b == b',') {
+        let item = item.trim_ascii();
+        let parsed = (!item.is_empty() && item.len() <= 19 && item.iter().all(u8::is_ascii_digit))
+            .then(|| item.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+            .ok_or("invalid Content-Length")?;
+        if found.is_some_and(|seen| seen != parsed) {
+            return Err("conflicting Content-Length values");
+        }
+        found = Some(parsed);
     }
     Ok(found)
-}
-
-/// RFC 9112 §9.3: HTTP/1.1 stays open unless `close` is named; HTTP/1.0
-/// only when `keep-alive` is.
-fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    for value in headers.get_all(CONNECTION) {
-        for token in value.as_bytes().split(|&b| b == b',') {
-            let token = token.trim_ascii();
-            close |= token.eq_ignore_ascii_case(b"close");
-            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-    !close && (version == Version::HTTP_11 || keep_alive)
 }
 
 #[cfg(test)]
@@ -185,13 +259,16 @@ mod tests {
     use super::*;
 
     fn head(wire: &str) -> ResponseHead {
-        let (length, head) = parse(wire.as_bytes(), false).unwrap().expect("complete");
-        assert_eq!(length, wire.len());
+        let mut buf = BytesMut::from(format!("{wire}NEXT").as_bytes());
+        let head = parse(&mut buf, false).unwrap().expect("complete");
+        assert_eq!(&buf[..], b"NEXT", "exactly the head is taken");
         head
     }
 
     fn error(wire: &str) -> String {
-        parse(wire.as_bytes(), false).unwrap_err().to_string()
+        parse(&mut BytesMut::from(wire.as_bytes()), false)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -209,10 +286,11 @@ mod tests {
 
     #[test]
     fn an_incomplete_head_asks_for_more() {
-        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Le", false)
-            .unwrap()
-            .is_none());
-        assert!(parse(b"", false).unwrap().is_none());
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Le";
+        let mut partial = BytesMut::from(&wire[..]);
+        assert!(parse(&mut partial, false).unwrap().is_none());
+        assert_eq!(&partial[..], wire, "nothing is taken from a partial head");
+        assert!(parse(&mut BytesMut::new(), false).unwrap().is_none());
     }
 
     #[test]
@@ -246,9 +324,8 @@ mod tests {
         let until_close = head("HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(until_close.framing, Framing::UntilClose);
         assert!(!until_close.keep_alive);
-        let (_, to_head) = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
-            .unwrap()
-            .unwrap();
+        let mut wire = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"[..]);
+        let to_head = parse(&mut wire, true).unwrap().unwrap();
         assert_eq!(to_head.framing, Framing::Empty);
     }
 

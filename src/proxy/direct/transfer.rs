@@ -189,8 +189,7 @@ impl Transfer {
             self.poll_upload(cx)?;
             let buf = &mut self.connection.buf;
             if !buf.is_empty() {
-                if let Some((length, head)) = response_head::parse(buf, request_was_head)? {
-                    buf.advance(length);
+                if let Some(head) = response_head::parse(buf, request_was_head)? {
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Poll::Ready(Err(DirectError::Malformed(
                             "101 Switching Protocols without an upgrade request",
