@@ -19,7 +19,7 @@ use super::client_body::ClientBody;
 use super::direct::PinnedUpstream;
 use super::error::{find_source, source_chain, ErrorKind, ProxyError};
 use super::exchange::{Exchange, ExchangeGuard};
-use super::headers::{self, X_REQUEST_ID};
+use super::headers::{self, RequestFields, X_REQUEST_ID};
 use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
@@ -64,8 +64,10 @@ pub async fn forward(
 ) -> Response<ProxyResponseBody> {
     let started = Instant::now();
     let route = label::route(request.uri().path());
-    let request_id = headers::client_request_id(request.headers())
-        .cloned()
+    let fields = RequestFields::read(request.headers());
+    let request_id = fields
+        .request_id
+        .clone()
         .unwrap_or_else(headers::new_request_id);
     let payload = context.payload.as_ref();
     let sampled = payload.is_some_and(|p| p.sampler.decide(request.headers()));
@@ -83,18 +85,14 @@ pub async fn forward(
         in_flight,
     );
 
-    if let Err(error) = check_request(&context, &request, ambiguous_framing) {
+    if let Err(error) = check_request(&context, &fields, ambiguous_framing) {
         return refuse(guard, error, &request_id);
     }
 
-    let wants_upgrade = headers::is_upgrade(request.headers());
+    let wants_upgrade = fields.upgrade;
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
     let request_tap = payload.map(|payload| {
-        let copy = sampled.then(|| {
-            payload
-                .sampler
-                .body_copy(declared_length(request.headers()))
-        });
+        let copy = sampled.then(|| payload.sampler.body_copy(fields.content_length));
         let tap = RequestTap::for_request(
             request.uri(),
             request.headers(),
@@ -107,9 +105,9 @@ pub async fn forward(
         &context.settings,
         &forwarded_for,
         request,
+        &fields,
         &request_id,
         exchange.clone(),
-        wants_upgrade,
         request_tap,
     ) {
         Ok(request) => request,
@@ -211,18 +209,18 @@ fn guard_with_overhead(
 /// Refusals decided from the request head alone.
 fn check_request(
     context: &ProxyContext,
-    request: &Request<ClientBody>,
+    fields: &RequestFields,
     ambiguous_on_wire: bool,
 ) -> Result<(), ProxyError> {
     if context.health.is_draining() {
         return Err(ProxyError::Draining);
     }
-    if ambiguous_on_wire || headers::has_ambiguous_framing(request.headers()) {
+    if ambiguous_on_wire || fields.ambiguous_framing {
         return Err(ProxyError::BadRequest(
             "conflicting Content-Length / Transfer-Encoding framing is not forwarded (RFC 9112 section 6.3)",
         ));
     }
-    if let Some(length) = declared_length(request.headers()) {
+    if let Some(length) = fields.content_length {
         if length > context.settings.max_body_bytes {
             return Err(ProxyError::TooLarge {
                 limit: context.settings.max_body_bytes,
@@ -237,9 +235,9 @@ fn upstream_request(
     settings: &ForwardSettings,
     forwarded_for: &HeaderValue,
     request: Request<ClientBody>,
+    fields: &RequestFields,
     request_id: &HeaderValue,
     exchange: Arc<Exchange>,
-    wants_upgrade: bool,
     tap: Option<(RequestTap, Arc<PayloadContext>)>,
 ) -> Result<Request<RequestBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
@@ -248,7 +246,7 @@ fn upstream_request(
     let target = super::upstream_target(&settings.upstream, parts.uri.path_and_query())
         .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
-    if !parts.headers.contains_key(HOST) {
+    if !fields.has_host {
         if let Some(authority) = parts.uri.authority() {
             if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
                 parts.headers.insert(HOST, value);
@@ -257,12 +255,12 @@ fn upstream_request(
     }
     parts.uri = http::Uri::from(target);
     parts.version = settings.upstream_version;
-    headers::remove_hop_by_hop(
-        &mut parts.headers,
-        wants_upgrade && settings.upstream_version == Version::HTTP_11,
-    );
+    let keep_upgrade = fields.upgrade && settings.upstream_version == Version::HTTP_11;
+    if fields.hop_by_hop || keep_upgrade {
+        headers::remove_present_hop_by_hop(&mut parts.headers, keep_upgrade);
+    }
     if settings.forwarded_headers {
-        headers::add_forwarded(&mut parts.headers, forwarded_for);
+        headers::add_forwarded(&mut parts.headers, fields, forwarded_for);
     }
     parts
         .headers
@@ -338,4 +336,3 @@ fn response_len(response: &Response<Full<Bytes>>) -> u64 {
         .exact()
         .unwrap_or(0)
 }
-

@@ -13,7 +13,8 @@
 use std::net::IpAddr;
 
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, TE, TRANSFER_ENCODING, UPGRADE,
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TE, TRANSFER_ENCODING,
+    UPGRADE,
 };
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -22,20 +23,83 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Whether the message asks to switch protocols (`Connection: upgrade` plus `Upgrade`).
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE) && connection_has(headers, "upgrade")
+/// What the forward path needs to know of a request's fields, read in one
+/// pass over them: a dozen map lookups (each hashing a name) cost more than
+/// walking the few fields a request carries.
+#[derive(Debug, Default)]
+pub struct RequestFields {
+    /// The client's `x-request-id` if well formed (one value of 1 to 128
+    /// characters from `[A-Za-z0-9._:-]`); anything else is replaced.
+    pub request_id: Option<HeaderValue>,
+    /// The first Content-Length value, when it is a number.
+    pub content_length: Option<u64>,
+    /// Both framing fields, or Content-Length values that differ or form a
+    /// list: RFC 9112 §6.3 calls such a message a likely request smuggling
+    /// attempt, and a proxy must not forward it.
+    pub ambiguous_framing: bool,
+    /// The request asks to switch protocols (`Upgrade` plus
+    /// `Connection: upgrade`).
+    pub upgrade: bool,
+    pub has_host: bool,
+    /// A field that is hop-by-hop whatever Connection says is present (any
+    /// other hop-by-hop field is named by one of these).
+    pub hop_by_hop: bool,
+    /// The first `X-Forwarded-For` value.
+    pub forwarded_for: Option<HeaderValue>,
+    pub has_forwarded_proto: bool,
 }
 
-fn connection_has(headers: &HeaderMap, option: &str) -> bool {
-    connection_options(headers).any(|o| o.eq_ignore_ascii_case(option))
+impl RequestFields {
+    pub fn read(headers: &HeaderMap) -> RequestFields {
+        let mut fields = RequestFields::default();
+        let (mut request_ids, mut has_te, mut has_upgrade, mut connection_upgrade) =
+            (0, false, false, false);
+        let mut first_length: Option<&HeaderValue> = None;
+        for (name, value) in headers {
+            match *name {
+                CONTENT_LENGTH => match first_length {
+                    None => {
+                        first_length = Some(value);
+                        fields.content_length = value.to_str().ok().and_then(|v| v.parse().ok());
+                        fields.ambiguous_framing |=
+                            value.to_str().map_or(true, |v| v.contains(','));
+                    }
+                    Some(first) => fields.ambiguous_framing |= value != first,
+                },
+                TRANSFER_ENCODING => (has_te, fields.hop_by_hop) = (true, true),
+                HOST => fields.has_host = true,
+                CONNECTION => {
+                    fields.hop_by_hop = true;
+                    connection_upgrade |= options(value).any(|o| o.eq_ignore_ascii_case("upgrade"));
+                }
+                UPGRADE => (has_upgrade, fields.hop_by_hop) = (true, true),
+                TE => fields.hop_by_hop = true,
+                _ if name == X_REQUEST_ID => {
+                    request_ids += 1;
+                    fields.request_id = Some(value.clone());
+                }
+                _ if name == X_FORWARDED_FOR && fields.forwarded_for.is_none() => {
+                    fields.forwarded_for = Some(value.clone());
+                }
+                _ if name == X_FORWARDED_PROTO => fields.has_forwarded_proto = true,
+                _ if name == KEEP_ALIVE || name == PROXY_CONNECTION => fields.hop_by_hop = true,
+                _ => {}
+            }
+        }
+        fields.ambiguous_framing |= has_te && first_length.is_some();
+        fields.upgrade = has_upgrade && connection_upgrade;
+        if request_ids != 1 || !fields.request_id.as_ref().is_some_and(well_formed_id) {
+            fields.request_id = None;
+        }
+        fields
+    }
 }
 
-fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+/// The comma-separated elements of one field value, trimmed, empty ones left out.
+fn options(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .into_iter()
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|o| !o.is_empty())
@@ -45,13 +109,21 @@ fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// the 101 answer to one) `Upgrade` and `Connection: upgrade` are kept so the
 /// upstream can switch protocols.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // Most requests carry none of them: one pass over the names is cheaper
+    // Most messages carry none of them: one pass over the names is cheaper
     // than eight removals that each hash a name to find nothing.
-    if !upgrade && !headers.keys().any(is_hop_by_hop) {
-        return;
+    if upgrade || headers.keys().any(is_hop_by_hop) {
+        remove_present_hop_by_hop(headers, upgrade);
     }
+}
+
+/// [`remove_hop_by_hop`] for a message known to carry a hop-by-hop field
+/// (or to be an upgrade).
+pub fn remove_present_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     // Fields named by Connection go first, while Connection is still there.
-    let named: Vec<HeaderName> = connection_options(headers)
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(options)
         .filter(|o| !(upgrade && o.eq_ignore_ascii_case("upgrade")))
         .filter_map(|o| HeaderName::from_bytes(o.as_bytes()).ok())
         .collect();
@@ -100,23 +172,29 @@ pub fn forwarded_for(client: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Appends `client` (from [`forwarded_for`]) to `X-Forwarded-For` and sets
+/// Appends `client` (from [`forwarded_for`]) to the request's
+/// `X-Forwarded-For` (read by [`RequestFields`]) and sets
 /// `X-Forwarded-Proto: http` when the client did not send one.
-pub fn add_forwarded(headers: &mut HeaderMap, client: &HeaderValue) {
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => {
+pub fn add_forwarded(headers: &mut HeaderMap, fields: &RequestFields, client: &HeaderValue) {
+    let existing = fields
+        .forwarded_for
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
+    let value = match existing {
+        Some(existing) => {
             let mut joined = Vec::with_capacity(existing.len() + 2 + client.len());
             joined.extend_from_slice(existing.as_bytes());
             joined.extend_from_slice(b", ");
             joined.extend_from_slice(client.as_bytes());
             HeaderValue::from_bytes(&joined).ok()
         }
-        _ => Some(client.clone()),
+        None => Some(client.clone()),
     };
     if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    if !fields.has_forwarded_proto {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
 }
@@ -124,21 +202,13 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: &HeaderValue) {
 /// Longest request id kept from a client.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// The client's `x-request-id` when it is well formed: one value of 1 to 128
-/// characters from `[A-Za-z0-9._:-]`. Anything else is replaced.
-pub fn client_request_id(headers: &HeaderMap) -> Option<&HeaderValue> {
-    let mut values = headers.get_all(&X_REQUEST_ID).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
+fn well_formed_id(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
-    let well_formed = !bytes.is_empty()
+    !bytes.is_empty()
         && bytes.len() <= MAX_REQUEST_ID_LEN
         && bytes
             .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    well_formed.then_some(value)
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// A new random request id: 32 lowercase hex digits (128 bits).
@@ -150,24 +220,6 @@ pub fn new_request_id() -> HeaderValue {
         *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
     }
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
-}
-
-/// Whether the request carries both framing headers, or several differing
-/// Content-Length values: RFC 9112 §6.3 calls such a message a likely request
-/// smuggling attempt, and a proxy must not forward it.
-pub fn has_ambiguous_framing(headers: &HeaderMap) -> bool {
-    let has_te = headers.contains_key(TRANSFER_ENCODING);
-    let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let first = lengths.next();
-    if has_te && first.is_some() {
-        return true;
-    }
-    match first {
-        Some(first) => {
-            lengths.any(|other| other != first) || first.to_str().map_or(true, |v| v.contains(','))
-        }
-        None => false,
-    }
 }
 
 #[cfg(test)]
@@ -236,19 +288,25 @@ mod tests {
     #[test]
     fn keeps_upgrade_for_upgrades() {
         let mut headers = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(is_upgrade(&headers));
+        assert!(RequestFields::read(&headers).upgrade);
+        assert!(!RequestFields::read(&map(&[("upgrade", "websocket")])).upgrade);
+        assert!(!RequestFields::read(&map(&[("connection", "upgrade")])).upgrade);
         remove_hop_by_hop(&mut headers, true);
         assert_eq!(headers.get(UPGRADE).unwrap(), "websocket");
         assert_eq!(headers.get(CONNECTION).unwrap(), "upgrade");
     }
 
+    fn id_of(headers: &HeaderMap) -> Option<HeaderValue> {
+        RequestFields::read(headers).request_id
+    }
+
     #[test]
     fn request_ids() {
-        assert!(client_request_id(&map(&[("x-request-id", "abc-123_x.y:z")])).is_some());
-        assert!(client_request_id(&map(&[("x-request-id", "has space")])).is_none());
-        assert!(client_request_id(&map(&[("x-request-id", "")])).is_none());
-        assert!(client_request_id(&map(&[("x-request-id", &"a".repeat(129))])).is_none());
-        assert!(client_request_id(&map(&[("x-request-id", "a"), ("x-request-id", "b")])).is_none());
+        assert!(id_of(&map(&[("x-request-id", "abc-123_x.y:z")])).is_some());
+        assert!(id_of(&map(&[("x-request-id", "has space")])).is_none());
+        assert!(id_of(&map(&[("x-request-id", "")])).is_none());
+        assert!(id_of(&map(&[("x-request-id", &"a".repeat(129))])).is_none());
+        assert!(id_of(&map(&[("x-request-id", "a"), ("x-request-id", "b")])).is_none());
         let id = new_request_id();
         assert_eq!(id.len(), 32);
         assert!(id
@@ -257,21 +315,67 @@ mod tests {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)));
         assert_ne!(id, new_request_id());
         // Generated ids are kept when they come back from a client.
-        assert!(client_request_id(&map(&[("x-request-id", id.to_str().unwrap())])).is_some());
+        assert!(id_of(&map(&[("x-request-id", id.to_str().unwrap())])).is_some());
     }
 
     #[test]
     fn forwarded_for_is_appended() {
         let mut headers = map(&[("x-forwarded-for", "10.0.0.1")]);
-        add_forwarded(&mut headers, &forwarded_for("127.0.0.1".parse().unwrap()));
+        let fields = RequestFields::read(&headers);
+        add_forwarded(
+            &mut headers,
+            &fields,
+            &forwarded_for("127.0.0.1".parse().unwrap()),
+        );
         assert_eq!(
             headers.get("x-forwarded-for").unwrap(),
             "10.0.0.1, 127.0.0.1"
         );
         assert_eq!(headers.get("x-forwarded-proto").unwrap(), "http");
         let mut fresh = HeaderMap::new();
-        add_forwarded(&mut fresh, &forwarded_for("::1".parse().unwrap()));
+        add_forwarded(
+            &mut fresh,
+            &RequestFields::default(),
+            &forwarded_for("::1".parse().unwrap()),
+        );
         assert_eq!(fresh.get("x-forwarded-for").unwrap(), "::1");
+        assert_eq!(fresh.get("x-forwarded-proto").unwrap(), "http");
+        let mut proto_given = map(&[("x-forwarded-proto", "https")]);
+        let fields = RequestFields::read(&proto_given);
+        add_forwarded(
+            &mut proto_given,
+            &fields,
+            &forwarded_for("::1".parse().unwrap()),
+        );
+        assert_eq!(proto_given.get("x-forwarded-proto").unwrap(), "https");
+    }
+
+    fn has_ambiguous_framing(headers: &HeaderMap) -> bool {
+        RequestFields::read(headers).ambiguous_framing
+    }
+
+    #[test]
+    fn content_length_host_and_hop_by_hop_presence() {
+        let fields = RequestFields::read(&map(&[("Content-Length", "42"), ("Host", "m")]));
+        assert_eq!(fields.content_length, Some(42));
+        assert!(fields.has_host && !fields.hop_by_hop && !fields.ambiguous_framing);
+        assert_eq!(
+            RequestFields::read(&map(&[("content-length", "x")])).content_length,
+            None
+        );
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            assert!(
+                RequestFields::read(&map(&[(name, "x")])).hop_by_hop,
+                "{name}"
+            );
+        }
     }
 
     #[test]
@@ -285,6 +389,10 @@ mod tests {
             ("content-length", "6")
         ])));
         assert!(has_ambiguous_framing(&map(&[("content-length", "5, 6")])));
+        assert!(!has_ambiguous_framing(&map(&[
+            ("content-length", "5"),
+            ("content-length", "5")
+        ])));
         assert!(!has_ambiguous_framing(&map(&[("content-length", "5")])));
         assert!(!has_ambiguous_framing(&map(&[(
             "transfer-encoding",
