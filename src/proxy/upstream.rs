@@ -6,8 +6,12 @@
 //! uploads, and a request that finds its connection's pinned upstream busy
 //! (concurrent streams of an HTTP/2 client).
 
+use std::future::{ready, Future};
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::Either as Way;
+use futures_util::TryFutureExt;
 
 use http::header::HOST;
 use http::uri::PathAndQuery;
@@ -92,11 +96,16 @@ impl Upstream {
     /// [`super::upstream_target`]) on the client connection's pinned upstream
     /// connection when it can carry it and is free, on the shared pool
     /// otherwise.
-    pub async fn send(
-        &self,
+    ///
+    /// The way is chosen here, before the returned future is first polled,
+    /// and the future is the chosen way's own: an `async fn` around both
+    /// would hold the request twice more and copy the whole of it (a few KiB)
+    /// at each step up the chain of futures.
+    pub fn send<'a>(
+        &'a self,
         pinned: &Arc<PinnedUpstream>,
         mut request: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a {
         if self.pin && direct::can_carry(&request) {
             if let Some((lease, idle)) = pinned.checkout() {
                 if !request.headers().contains_key(HOST) {
@@ -104,8 +113,8 @@ impl Upstream {
                         request.headers_mut().insert(HOST, host.clone());
                     }
                 }
-                let response = direct::exchange(lease, idle, request, || self.connect()).await?;
-                return Ok(response.map(Either::Right));
+                let exchange = direct::exchange(lease, idle, request, || self.connect());
+                return Way::Left(exchange.map_ok(|response| response.map(Either::Right)));
             }
         }
         // The pool picks its connection by the URI's scheme and authority.
@@ -114,14 +123,16 @@ impl Upstream {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *request.uri_mut() =
-            super::absolute_uri(&self.base, target).map_err(UpstreamError::Target)?;
-        let response = self
-            .pool
-            .request(request)
-            .await
-            .map_err(UpstreamError::Pool)?;
-        Ok(response.map(Either::Left))
+        match super::absolute_uri(&self.base, target) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(error) => return Way::Right(Way::Right(ready(Err(UpstreamError::Target(error))))),
+        }
+        Way::Right(Way::Left(
+            self.pool
+                .request(request)
+                .map_err(UpstreamError::Pool)
+                .map_ok(|response| response.map(Either::Left)),
+        ))
     }
 
     async fn connect(&self) -> Result<Connection, UpstreamError> {
@@ -146,20 +157,3 @@ impl Upstream {
 /// (`Left`) or the direct path's (`Right`). `Either` boxes the two error
 /// types into one.
 pub type UpstreamBody = Either<Incoming, DirectBody>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_upstream_address_comes_from_the_base_uri() {
-        let base: Uri = "http://model:8080/v2".parse().unwrap();
-        let upstream = Upstream::new(&base, Version::HTTP_11, Duration::from_secs(1));
-        assert_eq!(upstream.addr, "model:8080");
-        assert_eq!(upstream.host.as_ref().unwrap(), "model:8080");
-        let default_port: Uri = "http://model".parse().unwrap();
-        let upstream = Upstream::new(&default_port, Version::HTTP_2, Duration::from_secs(1));
-        assert_eq!(upstream.addr, "model:80");
-        assert!(!upstream.pin);
-    }
-}

@@ -41,11 +41,14 @@ where
     C: Fn() -> F,
     F: Future<Output = Result<Connection, UpstreamError>>,
 {
-    let (parts, body) = request.into_parts();
-    let request_was_head = parts.method == Method::HEAD;
-    let mut first_write = Vec::with_capacity(FIRST_WRITE_CAPACITY);
-    request_head::encode(&parts, &mut first_write);
-    drop(parts);
+    // In a block so the head's parts are gone from this future's state (an
+    // `async fn` keeps a local's room until its scope ends).
+    let (request_was_head, mut first_write, body) = {
+        let (parts, body) = request.into_parts();
+        let mut first_write = Vec::with_capacity(FIRST_WRITE_CAPACITY);
+        request_head::encode(&parts, &mut first_write);
+        (parts.method == Method::HEAD, first_write, body)
+    };
     let mut upload = Upload {
         body: Some(body),
         pending: Bytes::new(),
