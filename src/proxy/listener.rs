@@ -157,7 +157,7 @@ async fn serve_connection(
     mut shutdown: ShutdownSignal,
 ) -> Result<(), ConnectionError> {
     let io = if lane_enabled {
-        match lane::serve(io, &client, &mut shutdown).await? {
+        match lane::serve(io, &client, &shutdown).await? {
             LaneEnd::Closed => return Ok(()),
             LaneEnd::Handoff(io) => io,
         }

@@ -101,10 +101,16 @@ pub enum LaneEnd<T> {
 pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
     mut io: T,
     client: &ClientConnection,
-    shutdown: &mut ShutdownSignal,
+    shutdown: &ShutdownSignal,
 ) -> io::Result<LaneEnd<T>> {
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut out = Vec::with_capacity(1024);
+    // One wait for the drain signal for the connection's whole life, polled
+    // again at each idle wait: a wait made anew for each one registered and
+    // removed a waiter on the signal every request.
+    let mut drain_signal = shutdown.clone();
+    let drained = drain_signal.recv();
+    tokio::pin!(drained);
     loop {
         if buffer.is_empty() {
             // Between requests: an idle connection is what a drain closes.
@@ -115,7 +121,7 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
             let read = tokio::select! {
                 biased;
                 read = io.read_buf(&mut buffer) => read?,
-                () = shutdown.recv() => return Ok(LaneEnd::Closed),
+                () = &mut drained => return Ok(LaneEnd::Closed),
             };
             if read == 0 {
                 return Ok(LaneEnd::Closed);
