@@ -139,7 +139,9 @@ pub struct ExchangeGuard {
     done: bool,
     /// Keeps the client connection from counting as idle while this runs.
     _in_flight: InFlightToken,
-    response: Option<ResponseSide>,
+    /// Boxed: the guard moves with the response through several futures,
+    /// and only payload analysis uses this part.
+    response: Option<Box<ResponseSide>>,
 }
 
 /// The response tap and what is needed to hand the sample off at the end.
@@ -178,12 +180,12 @@ impl ExchangeGuard {
         payload: Arc<PayloadContext>,
         request_id: HeaderValue,
     ) {
-        self.response = Some(ResponseSide {
+        self.response = Some(Box::new(ResponseSide {
             tap,
             payload,
             request_id,
             time_to_first_token: None,
-        });
+        }));
     }
 
     /// Feeds one response chunk to the tap (the chunk itself goes on unchanged).
@@ -248,7 +250,7 @@ impl ExchangeGuard {
             response_bytes: self.response_bytes,
         });
         if let Some(side) = self.response.take() {
-            self.hand_off(side, labels.model_type, finished_at);
+            self.hand_off(*side, labels.model_type, finished_at);
         }
     }
 
