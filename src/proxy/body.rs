@@ -43,7 +43,9 @@ pin_project! {
         inner: ClientBody,
         exchange: Arc<Exchange>,
         limit: u64,
-        tap: Option<(RequestTap, Arc<PayloadContext>)>,
+        // Boxed: the body moves with the request through several futures,
+        // and only payload analysis uses the tap.
+        tap: Option<Box<(RequestTap, Arc<PayloadContext>)>>,
     }
 
     impl PinnedDrop for RequestBody {
@@ -65,7 +67,7 @@ impl RequestBody {
             inner,
             exchange,
             limit,
-            tap,
+            tap: tap.map(Box::new),
         };
         // A body that is empty from the start may never be polled.
         if body.inner.is_end_stream() {
@@ -75,8 +77,9 @@ impl RequestBody {
     }
 }
 
-fn publish(tap: &mut Option<(RequestTap, Arc<PayloadContext>)>, exchange: &Exchange) {
-    if let Some((tap, payload)) = tap.take() {
+fn publish(tap: &mut Option<Box<(RequestTap, Arc<PayloadContext>)>>, exchange: &Exchange) {
+    if let Some(tap) = tap.take() {
+        let (tap, payload) = *tap;
         exchange.publish_request(tap, &payload);
     }
 }
@@ -98,8 +101,8 @@ impl Body for RequestBody {
                         this.exchange.mark_over_limit();
                         return Poll::Ready(Some(Err(BodyError::TooLarge(*this.limit))));
                     }
-                    if let Some((tap, _)) = this.tap.as_mut() {
-                        tap.feed(data);
+                    if let Some(tap) = this.tap.as_mut() {
+                        tap.0.feed(data);
                     }
                 }
                 if this.inner.is_end_stream() {
