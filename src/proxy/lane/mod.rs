@@ -30,6 +30,7 @@ mod response;
 
 use std::io;
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -183,12 +184,14 @@ async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
     lane_request: LaneRequest,
     shutdown: &ShutdownSignal,
 ) -> io::Result<bool> {
-    let LaneRequest { request, close } = lane_request;
-    let request = request.map(ClientBody::buffered);
-    let head_request = request.method() == Method::HEAD;
+    let close = lane_request.close;
+    let head_request = lane_request.request.method() == Method::HEAD;
     // Boxed: the forward future is a few KiB, and moving it into the
     // catch-unwind wrapper and onto this future's stack copied it each time.
-    let mut forwarding = AssertUnwindSafe(Box::pin(client.forward(request))).catch_unwind();
+    let mut forwarding = AssertUnwindSafe(Box::pin(
+        client.forward(lane_request.request.map(ClientBody::buffered)),
+    ))
+    .catch_unwind();
     let answer = loop {
         // Reading on while the upstream works notices a client that hangs up
         // (the request is then cancelled, as hyper does without half-close)
@@ -213,7 +216,13 @@ async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
         Err(panic) => (panic_response(panic).map(Either::Right), true),
     };
     let keep_alive = !close && !panicked && !shutdown.is_triggered();
-    response::write(io, out, response, head_request, keep_alive).await
+    // The body stays here and is lent to the sender (see `response::start`).
+    let (parts, body) = response.into_parts();
+    let plan = response::start(out, &parts, &body, head_request, keep_alive);
+    drop(parts);
+    let mut body = pin!(body);
+    let complete = response::send_body(io, out, body.as_mut(), plan.framing).await?;
+    Ok(complete && !plan.close)
 }
 
 /// Answers a head whose target or field values cannot be represented.

@@ -23,7 +23,7 @@
 //! write of head and body.
 
 use std::io::{self, IoSlice, Write as _};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 
 use bytes::Bytes;
@@ -212,6 +212,26 @@ pub async fn write<W: AsyncWrite + Unpin>(
     keep_alive: bool,
 ) -> io::Result<bool> {
     let (parts, body) = response.into_parts();
+    let plan = start(out, &parts, &body, head_request, keep_alive);
+    drop(parts);
+    let mut body = pin!(body);
+    let complete = send_body(io, out, body.as_mut(), plan.framing).await?;
+    Ok(complete && !plan.close)
+}
+
+/// Plans the answer's framing and puts its head into `out` (cleared first);
+/// [`send_body`] sends it with the body.
+///
+/// Kept apart from the sending so a caller can hold the body where it is
+/// and lend it: the body is a few hundred bytes, and every `async fn` that
+/// takes it by value keeps two copies of it in its state.
+pub fn start(
+    out: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    body: &ProxyResponseBody,
+    head_request: bool,
+    keep_alive: bool,
+) -> HeadPlan {
     let plan = plan(
         head_request,
         parts.status,
@@ -228,19 +248,17 @@ pub async fn write<W: AsyncWrite + Unpin>(
         &parts.headers,
         plan,
     );
-    let complete = send_body(io, out, body, plan.framing).await?;
-    Ok(complete && !plan.close)
+    plan
 }
 
 /// Sends the body after the head already in `out`; true when it ended at the
 /// length its framing promised.
-async fn send_body<W: AsyncWrite + Unpin>(
+pub async fn send_body<W: AsyncWrite + Unpin>(
     io: &mut W,
     out: &mut Vec<u8>,
-    body: ProxyResponseBody,
+    mut body: Pin<&mut ProxyResponseBody>,
     framing: Framing,
 ) -> io::Result<bool> {
-    let mut body = pin!(body);
     let mut left = match framing {
         Framing::Length(length) => length,
         Framing::Bodyless | Framing::Chunked => 0,
