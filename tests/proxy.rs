@@ -394,6 +394,9 @@ fn dead_upstream_gives_502_with_a_reason_at_once() {
         ),
         Some(1.0)
     );
+    // The first health check runs beside the request; its verdict is
+    // awaited rather than raced.
+    let metrics = sidecar.wait_for_metric("magma_upstream_up", 0.0);
     assert_eq!(metric_value(&metrics, "magma_upstream_up"), Some(0.0));
     assert_eq!(sidecar.admin_get("/readyz").0, 503);
 }
