@@ -28,9 +28,10 @@ mod replay;
 mod request;
 mod response;
 
+use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -46,7 +47,7 @@ use super::activity::ConnActivity;
 use super::client_body::ClientBody;
 use super::direct::PinnedUpstream;
 use super::error::{json_error, panic_response};
-use super::forward::{forward, ProxyContext};
+use super::forward::{forward, ProxyContext, ProxyResponseBody};
 use crate::shutdown::ShutdownSignal;
 use crate::telemetry;
 
@@ -112,6 +113,10 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
     let mut drain_signal = shutdown.clone();
     let drained = drain_signal.recv();
     tokio::pin!(drained);
+    let mut slot = ForwardSlot {
+        start: |request| client.forward(request),
+        future: None,
+    };
     loop {
         if buffer.is_empty() {
             // Between requests: an idle connection is what a drain closes.
@@ -158,13 +163,42 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
             &mut io,
             &mut buffer,
             &mut out,
-            client,
+            &mut slot,
             lane_request,
             shutdown,
         )
         .await?;
         if !reusable {
             return Ok(LaneEnd::Closed);
+        }
+    }
+}
+
+/// The connection's forward future, in one allocation that each request
+/// reuses.
+///
+/// The future is a few KiB: boxed (rather than moved into the catch-unwind
+/// wrapper and this connection's future, a copy each time) but boxed once,
+/// not allocated and freed per request. An idle connection keeps the
+/// finished future's room, which holds nothing else.
+struct ForwardSlot<S, F> {
+    start: S,
+    future: Option<Pin<Box<F>>>,
+}
+
+impl<S, F> ForwardSlot<S, F>
+where
+    S: Fn(http::Request<ClientBody>) -> F,
+{
+    /// Puts the forwarding of `request` in the slot, dropping the last one.
+    fn start(&mut self, request: http::Request<ClientBody>) -> Pin<&mut F> {
+        let future = (self.start)(request);
+        match &mut self.future {
+            Some(boxed) => {
+                boxed.set(future);
+                boxed.as_mut()
+            }
+            empty => empty.insert(Box::pin(future)).as_mut(),
         }
     }
 }
@@ -176,22 +210,23 @@ fn handoff<T>(io: T, buffer: BytesMut, reason: HandoffReason) -> LaneEnd<T> {
 
 /// Forwards one request and writes its answer; true when the connection can
 /// carry the next one.
-async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
+async fn exchange<T, S, F>(
     io: &mut T,
     buffer: &mut BytesMut,
     out: &mut Vec<u8>,
-    client: &ClientConnection,
+    slot: &mut ForwardSlot<S, F>,
     lane_request: LaneRequest,
     shutdown: &ShutdownSignal,
-) -> io::Result<bool> {
+) -> io::Result<bool>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    S: Fn(http::Request<ClientBody>) -> F,
+    F: Future<Output = http::Response<ProxyResponseBody>>,
+{
     let close = lane_request.close;
     let head_request = lane_request.request.method() == Method::HEAD;
-    // Boxed: the forward future is a few KiB, and moving it into the
-    // catch-unwind wrapper and onto this future's stack copied it each time.
-    let mut forwarding = AssertUnwindSafe(Box::pin(
-        client.forward(lane_request.request.map(ClientBody::buffered)),
-    ))
-    .catch_unwind();
+    let mut forwarding =
+        AssertUnwindSafe(slot.start(lane_request.request.map(ClientBody::buffered))).catch_unwind();
     let answer = loop {
         // Reading on while the upstream works notices a client that hangs up
         // (the request is then cancelled, as hyper does without half-close)
