@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::deadline::TimerSlot;
 use super::framing::FramingWatcher;
 
 /// Activity of one client connection.
@@ -30,6 +31,8 @@ pub struct ConnActivity {
     ambiguous_request: AtomicU64,
     /// 1 + milliseconds since open when the pending request head began; 0 for none.
     head_started_ms: AtomicU64,
+    /// The timer the connection's requests reuse for the upstream timeout.
+    pub upstream_timer: TimerSlot,
 }
 
 /// Why the watchdog closed a connection.
@@ -48,6 +51,7 @@ impl ConnActivity {
             requests: AtomicU64::new(0),
             ambiguous_request: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(0),
+            upstream_timer: TimerSlot::default(),
         })
     }
 

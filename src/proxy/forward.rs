@@ -116,11 +116,13 @@ pub async fn forward(
 
     let sent = Instant::now();
     let inbound_overhead = sent - started;
-    let answer = tokio::time::timeout(
-        context.settings.upstream_timeout,
-        context.upstream.send(&pinned, upstream_request),
-    )
-    .await;
+    let answer = connection
+        .upstream_timer
+        .within(
+            context.settings.upstream_timeout,
+            context.upstream.send(&pinned, upstream_request),
+        )
+        .await;
     let head_arrived = Instant::now();
     let response = match answer {
         Err(_) => {

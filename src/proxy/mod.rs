@@ -47,6 +47,7 @@ macro_rules! delegate_async_write {
 pub mod activity;
 pub mod body;
 pub mod client_body;
+pub mod deadline;
 pub mod direct;
 pub mod error;
 pub mod exchange;
