@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -23,7 +23,8 @@ use super::framing::FramingWatcher;
 /// Activity of one client connection.
 #[derive(Debug)]
 pub struct ConnActivity {
-    opened: Instant,
+    /// When the connection opened, on the coarse clock ([`coarse_ms`]).
+    opened_ms: u64,
     last_io_ms: AtomicU64,
     in_flight: AtomicUsize,
     requests: AtomicU64,
@@ -45,7 +46,7 @@ pub enum Expired {
 impl ConnActivity {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            opened: Instant::now(),
+            opened_ms: coarse_ms(),
             last_io_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
@@ -55,8 +56,9 @@ impl ConnActivity {
         })
     }
 
+    /// Milliseconds since the connection opened.
     fn now_ms(&self) -> u64 {
-        self.opened.elapsed().as_millis() as u64
+        coarse_ms().saturating_sub(self.opened_ms)
     }
 
     fn touch(&self) {
@@ -94,7 +96,7 @@ impl ConnActivity {
             return Some(idle_timeout);
         }
         let last = Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed));
-        let idle_for = self.opened.elapsed().saturating_sub(last);
+        let idle_for = Duration::from_millis(self.now_ms()).saturating_sub(last);
         idle_timeout
             .checked_sub(idle_for)
             .filter(|left| !left.is_zero())
@@ -106,13 +108,44 @@ impl ConnActivity {
             0 => Some(header_timeout),
             started => {
                 let started = Duration::from_millis(started - 1);
-                let taken = self.opened.elapsed().saturating_sub(started);
+                let taken = Duration::from_millis(self.now_ms()).saturating_sub(started);
                 header_timeout
                     .checked_sub(taken)
                     .filter(|left| !left.is_zero())
             }
         }
     }
+}
+
+/// Milliseconds on a clock that need only be good to a few milliseconds:
+/// the idle and header timeouts are seconds long, and every read and write
+/// of every connection stamps the time. Linux's coarse monotonic clock is a
+/// read of what the kernel updates each tick (one to a few milliseconds),
+/// where the precise clock reads and scales the CPU's counter; elsewhere the
+/// precise clock stands in.
+#[cfg(target_os = "linux")]
+fn coarse_ms() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec for the call to fill.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
+    debug_assert_eq!(
+        result, 0,
+        "CLOCK_MONOTONIC_COARSE exists since Linux 2.6.32"
+    );
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1000
+        + u64::try_from(now.tv_nsec).unwrap_or(0) / 1_000_000
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 /// Marks one request in flight on its connection.
