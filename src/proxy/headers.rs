@@ -226,6 +226,16 @@ pub fn new_request_id() -> HeaderValue {
 mod tests {
     use super::*;
 
+    /// The fields that are hop-by-hop whatever Connection says.
+    const HOP_BY_HOP_NAMES: [&str; 6] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+    ];
+
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
@@ -270,14 +280,7 @@ mod tests {
 
     #[test]
     fn each_hop_by_hop_field_alone_is_removed() {
-        for name in [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "te",
-            "transfer-encoding",
-            "upgrade",
-        ] {
+        for name in HOP_BY_HOP_NAMES {
             let mut headers = map(&[(name, "x"), ("host", "model")]);
             remove_hop_by_hop(&mut headers, false);
             assert!(!headers.contains_key(name), "{name} was kept");
@@ -363,14 +366,7 @@ mod tests {
             RequestFields::read(&map(&[("content-length", "x")])).content_length,
             None
         );
-        for name in [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "te",
-            "transfer-encoding",
-            "upgrade",
-        ] {
+        for name in HOP_BY_HOP_NAMES {
             assert!(
                 RequestFields::read(&map(&[(name, "x")])).hop_by_hop,
                 "{name}"

@@ -8,6 +8,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
 use super::error::DirectError;
+use crate::proxy::lane::Span;
 
 /// Most header fields accepted in one head or trailer section (hyper's
 /// default is 100 as well).
@@ -115,28 +116,6 @@ pub fn parse(
 struct FieldSpans {
     name: Span,
     value: Span,
-}
-
-/// A range of the head's bytes; the head is at most [`MAX_HEAD_BYTES`] long.
-#[derive(Debug, Clone, Copy, Default)]
-struct Span {
-    start: u32,
-    end: u32,
-}
-
-impl Span {
-    fn of(base: &[u8], part: &[u8]) -> Span {
-        // httparse returns slices of `base`, so the offset cannot underflow.
-        let start = part.as_ptr() as usize - base.as_ptr() as usize;
-        Span {
-            start: start as u32,
-            end: (start + part.len()) as u32,
-        }
-    }
-
-    fn range(self) -> std::ops::Range<usize> {
-        self.start as usize..self.end as usize
-    }
 }
 
 /// Copies parsed fields into a header map, repeated fields kept in order

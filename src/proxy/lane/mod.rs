@@ -41,6 +41,7 @@ use http_body_util::Either;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 pub use replay::Replay;
+pub(crate) use request::Span;
 
 use self::request::{HandoffReason, LaneRequest, Parsed};
 use super::activity::ConnActivity;

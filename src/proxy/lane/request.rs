@@ -99,20 +99,29 @@ pub struct LaneRequest {
     pub close: bool,
 }
 
-/// Where one piece of the head lies in the buffer.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
-    end: usize,
+/// Where one piece of a head lies in the buffer it was parsed from, kept
+/// instead of a borrowed slice so the buffer can be split afterwards. Heads
+/// are far below 4 GiB (the lane's and the upstream's limits are 16 and
+/// 64 KiB).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
 }
 
 impl Span {
-    fn of(base: &[u8], part: &[u8]) -> Span {
+    /// `part`'s place in `base`; httparse returns slices of the buffer it
+    /// parsed, so the offset cannot underflow.
+    pub(crate) fn of(base: &[u8], part: &[u8]) -> Span {
         let start = part.as_ptr() as usize - base.as_ptr() as usize;
         Span {
-            start,
-            end: start + part.len(),
+            start: start as u32,
+            end: (start + part.len()) as u32,
         }
+    }
+
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
     }
 }
 
@@ -234,7 +243,7 @@ pub(super) fn lists_close(value: &[u8]) -> bool {
 }
 
 fn build(head: Head, bytes: &Bytes, body: Bytes) -> Parsed {
-    let slice = |span: Span| bytes.slice(span.start..span.end);
+    let slice = |span: Span| bytes.slice(span.range());
     let Ok(uri) = Uri::from_maybe_shared(slice(head.target)) else {
         return Parsed::Invalid("the request target is not a valid URI path");
     };
