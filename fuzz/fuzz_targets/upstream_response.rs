@@ -12,6 +12,10 @@ mod chunked;
 mod error;
 #[path = "../../src/proxy/direct/response_head.rs"]
 mod response_head;
+// The head parser's `super::Span`, as `proxy::direct` re-exports it.
+#[path = "../../src/proxy/lane/request.rs"]
+mod request;
+use request::Span;
 
 use bytes::BytesMut;
 use chunked::{ChunkedDecoder, Decoded};
@@ -46,11 +50,18 @@ fuzz_target!(|input: &[u8]| {
     let Some((&split, wire)) = input.split_first() else {
         return;
     };
-    let (length, head) = match response_head::parse(wire, split & 1 == 1) {
-        Ok(Some((length, head))) => (length, head),
-        Ok(None) | Err(_) => return,
+    let mut buf = BytesMut::from(wire);
+    let head = match response_head::parse(&mut buf, split & 1 == 1) {
+        Ok(Some(head)) => head,
+        Ok(None) => {
+            assert_eq!(buf.len(), wire.len(), "a partial head takes nothing");
+            return;
+        }
+        Err(_) => return,
     };
-    assert!(length <= wire.len());
+    // What was taken is exactly the head: the rest is left as it was.
+    let length = wire.len() - buf.len();
+    assert_eq!(&buf[..], &wire[length..]);
     if head.framing == Framing::UntilClose {
         assert!(!head.keep_alive, "a body delimited by close cannot keep the connection");
     }

@@ -35,6 +35,8 @@ use http::{Method, Request};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+/// Positions of parsed head pieces, as the lane's request reader keeps them.
+pub(crate) use super::lane::Span;
 pub use error::DirectError;
 pub use pinned::{Lease, PinnedUpstream};
 pub use transfer::{exchange, DirectBody};

@@ -8,7 +8,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
 use super::error::DirectError;
-use crate::proxy::lane::Span;
+use super::Span;
 
 /// Most header fields accepted in one head or trailer section (hyper's
 /// default is 100 as well).
