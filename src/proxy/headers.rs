@@ -56,24 +56,23 @@ impl RequestFields {
             (0, false, false, false);
         let mut first_length: Option<&HeaderValue> = None;
         for (name, value) in headers {
+            fields.hop_by_hop |= is_hop_by_hop(name);
             match *name {
                 CONTENT_LENGTH => match first_length {
                     None => {
                         first_length = Some(value);
-                        fields.content_length = value.to_str().ok().and_then(|v| v.parse().ok());
-                        fields.ambiguous_framing |=
-                            value.to_str().map_or(true, |v| v.contains(','));
+                        let text = value.to_str().ok();
+                        fields.content_length = text.and_then(|v| v.parse().ok());
+                        fields.ambiguous_framing |= text.is_none_or(|v| v.contains(','));
                     }
                     Some(first) => fields.ambiguous_framing |= value != first,
                 },
-                TRANSFER_ENCODING => (has_te, fields.hop_by_hop) = (true, true),
+                TRANSFER_ENCODING => has_te = true,
                 HOST => fields.has_host = true,
                 CONNECTION => {
-                    fields.hop_by_hop = true;
                     connection_upgrade |= options(value).any(|o| o.eq_ignore_ascii_case("upgrade"));
                 }
-                UPGRADE => (has_upgrade, fields.hop_by_hop) = (true, true),
-                TE => fields.hop_by_hop = true,
+                UPGRADE => has_upgrade = true,
                 _ if name == X_REQUEST_ID => {
                     request_ids += 1;
                     fields.request_id = Some(value.clone());
@@ -82,7 +81,6 @@ impl RequestFields {
                     fields.forwarded_for = Some(value.clone());
                 }
                 _ if name == X_FORWARDED_PROTO => fields.has_forwarded_proto = true,
-                _ if name == KEEP_ALIVE || name == PROXY_CONNECTION => fields.hop_by_hop = true,
                 _ => {}
             }
         }
