@@ -1,4 +1,6 @@
-//! Per-connection activity, for the idle keep-alive and header-read timeouts.
+//! Per-connection activity, for the idle keep-alive and header-read timeouts
+//! (and the timer the connection's requests reuse for the upstream timeout,
+//! see [`super::deadline`]).
 //!
 //! The socket is wrapped so every read or write stamps the time; requests hold
 //! a token while they are in flight. A connection is idle when no request is

@@ -252,13 +252,9 @@ where
         Err(panic) => (panic_response(panic).map(Either::Right), true),
     };
     let keep_alive = !close && !panicked && !shutdown.is_triggered();
-    // The body stays here and is lent to the sender (see `response::start`).
+    // The parts and body stay here and are lent to the writer.
     let (parts, body) = response.into_parts();
-    let plan = response::start(out, &parts, &body, head_request, keep_alive);
-    drop(parts);
-    let mut body = pin!(body);
-    let complete = response::send_body(io, out, body.as_mut(), plan.framing).await?;
-    Ok(complete && !plan.close)
+    response::write(io, out, &parts, pin!(body), head_request, keep_alive).await
 }
 
 /// Answers a head whose target or field values cannot be represented.
@@ -275,7 +271,9 @@ async fn refuse_invalid<T: AsyncWrite + Unpin>(
         detail,
         &HeaderValue::from_static(""),
     );
-    response::write(io, out, response.map(Either::Right), false, false)
+    let (parts, body) = response.into_parts();
+    let body = pin!(Either::Right(body));
+    response::write(io, out, &parts, body, false, false)
         .await
         .map(drop)
 }

@@ -23,12 +23,12 @@
 //! write of head and body.
 
 use std::io::{self, IoSlice, Write as _};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::Poll;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
-use http::{Response, StatusCode};
+use http::StatusCode;
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -202,36 +202,20 @@ pub fn encode_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes `response` and reports whether the connection can carry another
+/// Writes a response and reports whether the connection can carry another
 /// request: the body ended cleanly at its length and nobody asked to close.
+///
+/// The caller keeps the response's parts and body and lends them: the body
+/// is a few hundred bytes, and every `async fn` that takes it by value keeps
+/// two copies of it in its state.
 pub async fn write<W: AsyncWrite + Unpin>(
     io: &mut W,
     out: &mut Vec<u8>,
-    response: Response<ProxyResponseBody>,
+    parts: &http::response::Parts,
+    body: Pin<&mut ProxyResponseBody>,
     head_request: bool,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    let (parts, body) = response.into_parts();
-    let plan = start(out, &parts, &body, head_request, keep_alive);
-    drop(parts);
-    let mut body = pin!(body);
-    let complete = send_body(io, out, body.as_mut(), plan.framing).await?;
-    Ok(complete && !plan.close)
-}
-
-/// Plans the answer's framing and puts its head into `out` (cleared first);
-/// [`send_body`] sends it with the body.
-///
-/// Kept apart from the sending so a caller can hold the body where it is
-/// and lend it: the body is a few hundred bytes, and every `async fn` that
-/// takes it by value keeps two copies of it in its state.
-pub fn start(
-    out: &mut Vec<u8>,
-    parts: &http::response::Parts,
-    body: &ProxyResponseBody,
-    head_request: bool,
-    keep_alive: bool,
-) -> HeadPlan {
     let plan = plan(
         head_request,
         parts.status,
@@ -248,12 +232,13 @@ pub fn start(
         &parts.headers,
         plan,
     );
-    plan
+    let complete = send_body(io, out, body, plan.framing).await?;
+    Ok(complete && !plan.close)
 }
 
 /// Sends the body after the head already in `out`; true when it ended at the
 /// length its framing promised.
-pub async fn send_body<W: AsyncWrite + Unpin>(
+async fn send_body<W: AsyncWrite + Unpin>(
     io: &mut W,
     out: &mut Vec<u8>,
     mut body: Pin<&mut ProxyResponseBody>,
@@ -373,7 +358,9 @@ async fn write_both<W: AsyncWrite + Unpin>(
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use http::Response;
     use http_body_util::{Either, Full};
+    use std::pin::pin;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -513,7 +500,8 @@ mod tests {
     async fn written(response: Response<ProxyResponseBody>, head: bool) -> (String, bool) {
         let mut wire = Vec::new();
         let mut out = Vec::new();
-        let reusable = write(&mut wire, &mut out, response, head, true)
+        let (parts, body) = response.into_parts();
+        let reusable = write(&mut wire, &mut out, &parts, pin!(body), head, true)
             .await
             .unwrap();
         (String::from_utf8(wire).unwrap(), reusable)
