@@ -7,6 +7,8 @@
 #   MAGMA_MONITOR_BIN=path bench/instructions.sh magma-monitor
 #   KEEP=dir bench/instructions.sh ...   keeps the callgrind profile in dir
 #                                        (read it with callgrind_annotate)
+#   PORT_BASE=n bench/instructions.sh ...  uses ports n, n+1, n+2 (default
+#                                        18193, 18593, 18594 otherwise)
 #
 # The proxy runs under callgrind with one worker; instrumentation is switched
 # on only after a warm-up, around one `wrk -c10` run of small POSTs (the same
@@ -18,7 +20,11 @@ SECONDS_PER=${2:-10}
 source bench/common.sh
 command -v valgrind >/dev/null || { echo "installing valgrind" >&2; apt-get install -y -qq valgrind >/dev/null; }
 bench_setup
-UP=18193; PROXY=18593
+if [[ -n ${PORT_BASE:-} ]]; then
+  UP=$PORT_BASE; PROXY=$((PORT_BASE + 1)); ADMIN=$((PORT_BASE + 2))
+else
+  UP=18193; PROXY=18593; ADMIN=18594
+fi
 out=${KEEP:-$work}/callgrind.out
 
 taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:$UP 0 & pids+=($!)
@@ -26,7 +32,7 @@ grind=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$out")
 case $TARGET in
   magma-monitor)
     TOKIO_WORKER_THREADS=1 "${grind[@]}" "${MAGMA_MONITOR_BIN:-target/release/magma-monitor}" \
-      --listen 127.0.0.1:$PROXY --admin-listen 127.0.0.1:18594 --upstream http://127.0.0.1:$UP \
+      --listen 127.0.0.1:$PROXY --admin-listen 127.0.0.1:$ADMIN --upstream http://127.0.0.1:$UP \
       --upstream-health-path / --log-level error 2>"$work/valgrind.log" & pids+=($!) ;;
   hyper)
     TOKIO_WORKER_THREADS=1 "${grind[@]}" target/release/examples/bare_proxy \
