@@ -260,8 +260,19 @@ fn server_sent_events_flow_chunk_by_chunk_with(threads: &[&str]) {
 
 #[test]
 fn headers_repeated_kept_hop_by_hop_removed() {
+    // HTTP/1.1 upstreams take the connection's own upstream connection, h2c
+    // ones the shared pool: the fields added on the way are written by each.
+    for upstream_protocol in ["http1", "h2c"] {
+        headers_repeated_kept_hop_by_hop_removed_over(upstream_protocol);
+    }
+}
+
+fn headers_repeated_kept_hop_by_hop_removed_over(upstream_protocol: &str) {
     let model = model();
-    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let sidecar = Sidecar::start(
+        &model.upstream.url(),
+        &["--upstream-protocol", upstream_protocol],
+    );
     let (status, _, _) = post(
         &sidecar,
         "/echo",
@@ -312,8 +323,17 @@ fn forwarded_headers_can_be_turned_off() {
 
 #[test]
 fn request_ids_are_kept_or_generated() {
+    for upstream_protocol in ["http1", "h2c"] {
+        request_ids_are_kept_or_generated_over(upstream_protocol);
+    }
+}
+
+fn request_ids_are_kept_or_generated_over(upstream_protocol: &str) {
     let model = model();
-    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let sidecar = Sidecar::start(
+        &model.upstream.url(),
+        &["--upstream-protocol", upstream_protocol],
+    );
     let (_, head, _) = post(&sidecar, "/echo", b"x", "X-Request-Id: client-id-42\r\n");
     assert_eq!(header(&head, "x-request-id"), ["client-id-42"]);
     let upstream_ids: Vec<String> = model
@@ -337,6 +357,17 @@ fn request_ids_are_kept_or_generated() {
     assert_eq!(generated.len(), 1);
     assert_eq!(generated[0].len(), 32);
     assert!(generated[0].bytes().all(|b| b.is_ascii_hexdigit()));
+    // The upstream saw the generated id alone, not the malformed one beside it.
+    let upstream_ids: Vec<String> = model
+        .seen()
+        .pop()
+        .unwrap()
+        .headers
+        .into_iter()
+        .filter(|(k, _)| k == "x-request-id")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(upstream_ids, generated, "over {upstream_protocol}");
 }
 
 #[test]
@@ -721,6 +752,15 @@ fn metrics_count_a_known_sequence_exactly() {
     assert_eq!(
         value(r#"magma_proxy_overhead_seconds_count{route="/predict"}"#),
         Some(3.0)
+    );
+    // The 500 and the 404 went to routes outside the closed set.
+    assert_eq!(
+        value(r#"magma_request_size_bytes_count{route="other"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(r#"magma_time_to_first_byte_seconds_count{route="other"}"#),
+        Some(2.0)
     );
     assert_eq!(value("magma_requests_in_flight"), Some(0.0));
     let status: serde_json::Value =

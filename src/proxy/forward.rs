@@ -19,7 +19,7 @@ use super::client_body::ClientBody;
 use super::direct::PinnedUpstream;
 use super::error::{find_source, source_chain, ErrorKind, ProxyError};
 use super::exchange::{Exchange, ExchangeGuard};
-use super::headers::{self, RequestFields, X_REQUEST_ID};
+use super::headers::{self, AddedFields, RequestFields, X_REQUEST_ID};
 use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
@@ -101,7 +101,7 @@ pub async fn forward(
         );
         (tap, payload.clone())
     });
-    let upstream_request = match upstream_request(
+    let (upstream_request, added) = match upstream_request(
         &context.settings,
         &forwarded_for,
         request,
@@ -120,7 +120,7 @@ pub async fn forward(
         .upstream_timer
         .within(
             context.settings.upstream_timeout,
-            context.upstream.send(&pinned, upstream_request),
+            context.upstream.send(&pinned, upstream_request, &added),
         )
         .await;
     let head_arrived = Instant::now();
@@ -232,7 +232,8 @@ fn check_request(
     Ok(())
 }
 
-/// Rewrites the client's request into the upstream request.
+/// Rewrites the client's request into the upstream request and the fields
+/// to add to it.
 fn upstream_request(
     settings: &ForwardSettings,
     forwarded_for: &HeaderValue,
@@ -241,12 +242,20 @@ fn upstream_request(
     request_id: &HeaderValue,
     exchange: Arc<Exchange>,
     tap: Option<(RequestTap, Arc<PayloadContext>)>,
-) -> Result<Request<RequestBody>, ProxyError> {
+) -> Result<(Request<RequestBody>, AddedFields), ProxyError> {
     let (mut parts, body) = request.into_parts();
     // Origin form: the pinned connection sends it as it is, the shared pool
-    // makes it absolute (`Upstream::send`).
-    let target = super::upstream_target(&settings.upstream, parts.uri.path_and_query())
-        .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
+    // makes it absolute (`Upstream::send`). A target already in that form
+    // (every lane request's) stays as it is when the upstream URL adds no
+    // path of its own.
+    let origin_form = parts.uri.scheme().is_none() && parts.uri.authority().is_none();
+    let target = if origin_form && settings.upstream.path() == "/" {
+        None
+    } else {
+        let target = super::upstream_target(&settings.upstream, parts.uri.path_and_query())
+            .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
+        Some(http::Uri::from(target))
+    };
     // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
     if !fields.has_host {
         if let Some(authority) = parts.uri.authority() {
@@ -255,20 +264,23 @@ fn upstream_request(
             }
         }
     }
-    parts.uri = http::Uri::from(target);
+    if let Some(target) = target {
+        parts.uri = target;
+    }
     parts.version = settings.upstream_version;
     let keep_upgrade = fields.upgrade && settings.upstream_version == Version::HTTP_11;
     if fields.hop_by_hop || keep_upgrade {
         headers::remove_present_hop_by_hop(&mut parts.headers, keep_upgrade);
     }
-    if settings.forwarded_headers {
-        headers::add_forwarded(&mut parts.headers, fields, forwarded_for);
-    }
-    parts
-        .headers
-        .insert(X_REQUEST_ID.clone(), request_id.clone());
+    let added = AddedFields::new(
+        &mut parts.headers,
+        fields,
+        settings.forwarded_headers,
+        forwarded_for,
+        request_id,
+    );
     let body = RequestBody::new(body, exchange, settings.max_body_bytes, tap);
-    Ok(Request::from_parts(parts, body))
+    Ok((Request::from_parts(parts, body), added))
 }
 
 fn classify_client_error(

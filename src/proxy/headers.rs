@@ -47,6 +47,8 @@ pub struct RequestFields {
     /// The first `X-Forwarded-For` value.
     pub forwarded_for: Option<HeaderValue>,
     pub has_forwarded_proto: bool,
+    /// The client sent an `x-request-id`, well formed or not.
+    pub has_request_id: bool,
 }
 
 impl RequestFields {
@@ -86,6 +88,7 @@ impl RequestFields {
         }
         fields.ambiguous_framing |= has_te && first_length.is_some();
         fields.upgrade = has_upgrade && connection_upgrade;
+        fields.has_request_id = request_ids > 0;
         if request_ids != 1 || !fields.request_id.as_ref().is_some_and(well_formed_id) {
             fields.request_id = None;
         }
@@ -170,31 +173,89 @@ pub fn forwarded_for(client: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Appends `client` (from [`forwarded_for`]) to the request's
-/// `X-Forwarded-For` (read by [`RequestFields`]) and sets
-/// `X-Forwarded-Proto: http` when the client did not send one.
-pub fn add_forwarded(headers: &mut HeaderMap, fields: &RequestFields, client: &HeaderValue) {
-    let existing = fields
-        .forwarded_for
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty());
-    let value = match existing {
-        Some(existing) => {
-            let mut joined = Vec::with_capacity(existing.len() + 2 + client.len());
-            joined.extend_from_slice(existing.as_bytes());
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(client.as_bytes());
-            HeaderValue::from_bytes(&joined).ok()
+/// The fields the proxy adds to a request on its way upstream, kept beside
+/// its map instead of inserted into it: the direct path writes them after
+/// the request's own fields, so the common request costs no map insertion
+/// (each hashes a name and probes the map), and only the pooled client's
+/// requests have them inserted ([`AddedFields::insert_into`]).
+///
+/// None of these names is left in the map: [`AddedFields::new`] takes out a
+/// client's `X-Forwarded-For` (its value goes on in the added one) and a
+/// malformed `x-request-id`.
+#[derive(Debug, Default)]
+pub struct AddedFields {
+    forwarded_for: Option<HeaderValue>,
+    forwarded_proto: bool,
+    request_id: Option<HeaderValue>,
+}
+
+impl AddedFields {
+    /// Decides the added fields for a request whose fields `fields` read:
+    /// `client` (from [`forwarded_for`]) appended to `X-Forwarded-For`,
+    /// `X-Forwarded-Proto: http` when the client sent none (both only when
+    /// `forwarded`), and `request_id` unless the client's own is kept.
+    pub fn new(
+        headers: &mut HeaderMap,
+        fields: &RequestFields,
+        forwarded: bool,
+        client: &HeaderValue,
+        request_id: &HeaderValue,
+    ) -> AddedFields {
+        let mut added = AddedFields::default();
+        if fields.request_id.is_none() {
+            if fields.has_request_id {
+                headers.remove(&X_REQUEST_ID);
+            }
+            added.request_id = Some(request_id.clone());
         }
-        None => Some(client.clone()),
+        if !forwarded {
+            return added;
+        }
+        added.forwarded_for = match &fields.forwarded_for {
+            None => Some(client.clone()),
+            Some(given) => {
+                headers.remove(&X_FORWARDED_FOR);
+                Some(joined_forwarded_for(given, client))
+            }
+        };
+        added.forwarded_proto = !fields.has_forwarded_proto;
+        added
+    }
+
+    /// The fields as name and value, in the order they are written.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        static HTTP: HeaderValue = HeaderValue::from_static("http");
+        let proto = self.forwarded_proto.then_some(&HTTP);
+        [
+            (&X_FORWARDED_FOR, self.forwarded_for.as_ref()),
+            (&X_FORWARDED_PROTO, proto),
+            (&X_REQUEST_ID, self.request_id.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+    }
+
+    /// Puts the fields into `headers`, for a client that writes the map.
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// `given` (the client's first `X-Forwarded-For`) with `client` appended;
+/// just `client` when `given` is blank or not text.
+fn joined_forwarded_for(given: &HeaderValue, client: &HeaderValue) -> HeaderValue {
+    let given = given.to_str().ok().filter(|v| !v.trim().is_empty());
+    let Some(given) = given else {
+        return client.clone();
     };
-    if let Some(value) = value {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    if !fields.has_forwarded_proto {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    }
+    let mut joined = Vec::with_capacity(given.len() + 2 + client.len());
+    joined.extend_from_slice(given.as_bytes());
+    joined.extend_from_slice(b", ");
+    joined.extend_from_slice(client.as_bytes());
+    // Both parts are visible ASCII, so the joined value is valid too.
+    HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client.clone())
 }
 
 /// Longest request id kept from a client.
@@ -319,36 +380,83 @@ mod tests {
         assert!(id_of(&map(&[("x-request-id", id.to_str().unwrap())])).is_some());
     }
 
+    /// The request's fields after the added ones are put in, as the pooled
+    /// client sends them.
+    fn forwarded(pairs: &[(&str, &str)], client: &str) -> HeaderMap {
+        let mut headers = map(pairs);
+        let fields = RequestFields::read(&headers);
+        let id = HeaderValue::from_static("generated");
+        let client = forwarded_for(client.parse().unwrap());
+        AddedFields::new(&mut headers, &fields, true, &client, &id).insert_into(&mut headers);
+        headers
+    }
+
     #[test]
     fn forwarded_for_is_appended() {
-        let mut headers = map(&[("x-forwarded-for", "10.0.0.1")]);
-        let fields = RequestFields::read(&headers);
-        add_forwarded(
-            &mut headers,
-            &fields,
-            &forwarded_for("127.0.0.1".parse().unwrap()),
-        );
+        let headers = forwarded(&[("x-forwarded-for", "10.0.0.1")], "127.0.0.1");
         assert_eq!(
-            headers.get("x-forwarded-for").unwrap(),
-            "10.0.0.1, 127.0.0.1"
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["10.0.0.1, 127.0.0.1"]
         );
         assert_eq!(headers.get("x-forwarded-proto").unwrap(), "http");
-        let mut fresh = HeaderMap::new();
-        add_forwarded(
-            &mut fresh,
-            &RequestFields::default(),
-            &forwarded_for("::1".parse().unwrap()),
-        );
+        let fresh = forwarded(&[], "::1");
         assert_eq!(fresh.get("x-forwarded-for").unwrap(), "::1");
         assert_eq!(fresh.get("x-forwarded-proto").unwrap(), "http");
-        let mut proto_given = map(&[("x-forwarded-proto", "https")]);
-        let fields = RequestFields::read(&proto_given);
-        add_forwarded(
-            &mut proto_given,
-            &fields,
-            &forwarded_for("::1".parse().unwrap()),
+        let blank = forwarded(&[("x-forwarded-for", " ")], "::1");
+        assert_eq!(blank.get("x-forwarded-for").unwrap(), "::1");
+        let proto_given = forwarded(&[("x-forwarded-proto", "https")], "::1");
+        assert_eq!(
+            proto_given
+                .get_all("x-forwarded-proto")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["https"]
         );
-        assert_eq!(proto_given.get("x-forwarded-proto").unwrap(), "https");
+    }
+
+    #[test]
+    fn added_fields_leave_no_second_copy_in_the_map() {
+        let given = forwarded(
+            &[
+                ("x-forwarded-for", "10.0.0.1"),
+                ("x-forwarded-for", "10.0.0.2"),
+                ("x-request-id", "has space"),
+            ],
+            "::1",
+        );
+        assert_eq!(
+            given.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
+            ["10.0.0.1, ::1"]
+        );
+        assert_eq!(
+            given.get_all("x-request-id").iter().collect::<Vec<_>>(),
+            ["generated"]
+        );
+        let kept = forwarded(&[("x-request-id", "client-1")], "::1");
+        assert_eq!(
+            kept.get_all("x-request-id").iter().collect::<Vec<_>>(),
+            ["client-1"]
+        );
+        // Written by the direct path: after the request's own fields, in a fixed order.
+        let mut headers = map(&[("x-request-id", "client-1")]);
+        let fields = RequestFields::read(&headers);
+        let client = forwarded_for("::1".parse().unwrap());
+        let id = HeaderValue::from_static("generated");
+        let added = AddedFields::new(&mut headers, &fields, true, &client, &id);
+        let names: Vec<_> = added.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["x-forwarded-for", "x-forwarded-proto"]);
+        let off = AddedFields::new(
+            &mut map(&[]),
+            &RequestFields::default(),
+            false,
+            &client,
+            &id,
+        );
+        let names: Vec<_> = off.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["x-request-id"]);
     }
 
     fn has_ambiguous_framing(headers: &HeaderMap) -> bool {

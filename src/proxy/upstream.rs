@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 
 use super::body::RequestBody;
 use super::direct::{self, Connection, DirectBody, DirectError, PinnedUpstream};
+use super::headers::AddedFields;
 
 /// How long an idle pooled or pinned connection keeps TCP keepalive probes away.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -93,9 +94,9 @@ impl Upstream {
     }
 
     /// Sends `request` (its URI the origin-form target, see
-    /// [`super::upstream_target`]) on the client connection's pinned upstream
-    /// connection when it can carry it and is free, on the shared pool
-    /// otherwise.
+    /// [`super::upstream_target`]) with the `added` fields on the client
+    /// connection's pinned upstream connection when it can carry it and is
+    /// free, on the shared pool otherwise.
     ///
     /// The way is chosen here, before the returned future is first polled,
     /// and the future is the chosen way's own: an `async fn` around both
@@ -105,6 +106,7 @@ impl Upstream {
         &'a self,
         pinned: &Arc<PinnedUpstream>,
         mut request: Request<RequestBody>,
+        added: &'a AddedFields,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a {
         if self.pin && direct::can_carry(&request) {
             if let Some((lease, idle)) = pinned.checkout() {
@@ -113,10 +115,11 @@ impl Upstream {
                         request.headers_mut().insert(HOST, host.clone());
                     }
                 }
-                let exchange = direct::exchange(lease, idle, request, || self.connect());
+                let exchange = direct::exchange(lease, idle, request, added, || self.connect());
                 return Way::Left(exchange.map_ok(|response| response.map(Either::Right)));
             }
         }
+        added.insert_into(request.headers_mut());
         // The pool picks its connection by the URI's scheme and authority.
         let target = request
             .uri()

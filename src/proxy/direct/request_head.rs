@@ -8,17 +8,21 @@
 //! The method, target and fields were validated by the parsers they came
 //! through (`http` rejects CR, LF and NUL in names and values), so they are
 //! written as they are: field names lower-cased, as hyper writes them too.
+//! The fields the proxy adds follow the request's own.
 
 use http::request::Parts;
 
-/// Appends the request line and header section of `parts` to `out`.
-pub fn encode(parts: &Parts, out: &mut Vec<u8>) {
+use crate::proxy::headers::AddedFields;
+
+/// Appends the request line and header section of `parts`, then the
+/// `added` fields, to `out`.
+pub fn encode(parts: &Parts, added: &AddedFields, out: &mut Vec<u8>) {
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
+    for (name, value) in parts.headers.iter().chain(added.iter()) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -42,7 +46,7 @@ mod tests {
             .unwrap();
         let (parts, ()) = request.into_parts();
         let mut out = Vec::new();
-        encode(&parts, &mut out);
+        encode(&parts, &AddedFields::default(), &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /predict?x=1 HTTP/1.1\r\nhost: model:8080\r\nx-multi: one\r\nx-multi: two\r\ncontent-length: 2\r\n\r\n"

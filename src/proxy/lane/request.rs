@@ -31,9 +31,6 @@ use http::{Method, Request, Uri, Version};
 /// Most header fields a lane request may carry; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
 
-/// Fields the forward path may add to a request before it goes upstream.
-const FIELDS_ADDED_UPSTREAM: usize = 3;
-
 /// What the buffered bytes hold.
 // Returned once per request and moved straight into the exchange: boxing the
 // request would cost an allocation each time for no gain.
@@ -247,9 +244,9 @@ fn build(head: Head, bytes: &Bytes, body: Bytes) -> Parsed {
     let Ok(uri) = Uri::from_maybe_shared(slice(head.target)) else {
         return Parsed::Invalid("the request target is not a valid URI path");
     };
-    // Room for the fields the forward path adds (X-Forwarded-For,
-    // X-Forwarded-Proto, x-request-id), so adding them never regrows the map.
-    let mut headers = HeaderMap::with_capacity(head.fields.len() + FIELDS_ADDED_UPSTREAM);
+    // The fields the forward path adds are written beside the map, not
+    // inserted (`headers::AddedFields`), so the map needs no spare room.
+    let mut headers = HeaderMap::with_capacity(head.fields.len());
     for (name, span) in head.fields {
         let Ok(value) = HeaderValue::from_maybe_shared(slice(span)) else {
             return Parsed::Invalid("a header field value holds a byte that is not allowed");
