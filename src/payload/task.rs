@@ -59,6 +59,35 @@ fn is_match(rule: &Option<Regex>, prompt: &str) -> bool {
     rule.as_ref().is_some_and(|r| r.is_match(prompt))
 }
 
+/// A word both alternatives of the trace-of-mark rule spell out: a prompt
+/// without it cannot match that rule, so the regex search is skipped. Case
+/// folding of its letters stays within ASCII (unlike `k` and `s`, which
+/// fold with the Kelvin sign and the long s), so an ASCII check is exact.
+const TRACE_OF_MARK_WORD: &[u8] = b"numeric";
+
+/// Magma's robot prompt template, the robot-action rule's first
+/// alternative: a prompt that holds it matches that rule, so the regex
+/// search is skipped. Checked ignoring ASCII case only, which can miss a
+/// match (a Kelvin sign in "take") but never claim one the rule would not.
+const ROBOT_ACTION_TEMPLATE: &[u8] = b"what action should the robot take";
+
+/// Whether `haystack` holds `needle` (lower-case ASCII) ignoring ASCII case.
+fn contains_ignore_ascii_case(haystack: &str, needle: &[u8]) -> bool {
+    let (haystack, Some(&first)) = (haystack.as_bytes(), needle.first()) else {
+        return true;
+    };
+    let mut from = 0;
+    while let Some(found) = memchr::memchr2(first, first.to_ascii_uppercase(), &haystack[from..]) {
+        let start = from + found;
+        match haystack.get(start..start + needle.len()) {
+            Some(candidate) if candidate.eq_ignore_ascii_case(needle) => return true,
+            Some(_) => from = start + 1,
+            None => return false,
+        }
+    }
+    false
+}
+
 impl Builtin {
     fn new() -> Self {
         // These patterns are constants that the tests below compile, so
@@ -183,10 +212,14 @@ impl TaskClassifier {
                 Task::Chat
             };
         }
-        if is_match(&self.builtin.trace_of_mark, prompt) {
+        if contains_ignore_ascii_case(prompt, TRACE_OF_MARK_WORD)
+            && is_match(&self.builtin.trace_of_mark, prompt)
+        {
             return Task::TraceOfMark;
         }
-        if is_match(&self.builtin.robot_action, prompt) {
+        if contains_ignore_ascii_case(prompt, ROBOT_ACTION_TEMPLATE)
+            || is_match(&self.builtin.robot_action, prompt)
+        {
             return Task::RobotAction;
         }
         if is_match(&self.builtin.ui_navigation, prompt) {
@@ -303,6 +336,52 @@ mod tests {
             Builtin::new().robot_action,
         ] {
             assert!(pattern.is_some());
+        }
+    }
+
+    #[test]
+    fn the_shortcuts_agree_with_the_rules() {
+        let builtin = Builtin::new();
+        let (trace, robot) = (
+            builtin.trace_of_mark.unwrap(),
+            builtin.robot_action.unwrap(),
+        );
+        // The letters of the trace-of-mark word fold only to ASCII letters.
+        let word = std::str::from_utf8(TRACE_OF_MARK_WORD).unwrap();
+        let letters = Regex::new(&format!("(?i)^[{word}]$")).unwrap();
+        let folded: Vec<char> = (0..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|c| letters.is_match(c.encode_utf8(&mut [0; 4])))
+            .collect();
+        assert!(folded.iter().all(char::is_ascii), "{folded:?}");
+        let template = std::str::from_utf8(ROBOT_ACTION_TEMPLATE).unwrap();
+        for prompt in [
+            "What action should the robot take to pick up the cup?",
+            "<image>\nWHAT ACTION SHOULD THE ROBOT TAKE to open the drawer?",
+            "what action should the robot ta\u{212A}e to stack",
+            "The image is labeled with NUMERICAL  marks; trace them.",
+            "move the numeric mark",
+            "numerically speaking, the robot moves",
+            "nnnumeric marks to trace",
+            "n",
+            "",
+            "robot: grasp it",
+            template,
+        ] {
+            let has_word = contains_ignore_ascii_case(prompt, TRACE_OF_MARK_WORD);
+            assert!(has_word || !trace.is_match(prompt), "{prompt}");
+            assert_eq!(
+                has_word,
+                prompt.to_ascii_lowercase().contains(word),
+                "{prompt}"
+            );
+            let has_template = contains_ignore_ascii_case(prompt, ROBOT_ACTION_TEMPLATE);
+            assert!(!has_template || robot.is_match(prompt), "{prompt}");
+            assert_eq!(
+                has_template,
+                prompt.to_ascii_lowercase().contains(template),
+                "{prompt}"
+            );
         }
     }
 
