@@ -21,6 +21,17 @@ struct Seen {
     body: Vec<u8>,
 }
 
+impl Seen {
+    /// The values of the field `name` (lower case), in the order they came.
+    fn values(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
 struct Model {
     upstream: Upstream,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -277,24 +288,19 @@ fn headers_repeated_kept_hop_by_hop_removed_over(upstream_protocol: &str) {
         &sidecar,
         "/echo",
         b"x",
-        "X-Multi: one\r\nX-Multi: two\r\nConnection: X-Private, keep-alive\r\nX-Private: hide\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers, deflate\r\nX-Forwarded-For: 10.1.2.3\r\n",
+        "X-Multi: one\r\nX-Multi: two\r\nConnection: X-Private, keep-alive\r\nX-Private: hide\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers, deflate\r\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-For: 10.4.5.6\r\n",
     );
     assert_eq!(status, 200);
     let seen = model.seen().pop().unwrap();
-    let values = |name: &str| -> Vec<String> {
-        seen.headers
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
+    let values = |name: &str| seen.values(name);
     assert_eq!(values("x-multi"), ["one", "two"]);
     assert_eq!(values("host"), ["model.test"], "Host must be kept");
     for gone in ["x-private", "keep-alive", "proxy-connection", "upgrade"] {
         assert!(values(gone).is_empty(), "{gone} reached the upstream");
     }
     assert_eq!(values("te"), ["trailers"]);
-    assert_eq!(values("x-forwarded-for"), ["10.1.2.3, 127.0.0.1"]);
+    // Both of the client's lines, then the client (RFC 9110 §5.3 combining).
+    assert_eq!(values("x-forwarded-for"), ["10.1.2.3, 10.4.5.6, 127.0.0.1"]);
     assert_eq!(values("x-forwarded-proto"), ["http"]);
     assert_eq!(values("x-request-id").len(), 1);
 
@@ -336,15 +342,7 @@ fn request_ids_are_kept_or_generated_over(upstream_protocol: &str) {
     );
     let (_, head, _) = post(&sidecar, "/echo", b"x", "X-Request-Id: client-id-42\r\n");
     assert_eq!(header(&head, "x-request-id"), ["client-id-42"]);
-    let upstream_ids: Vec<String> = model
-        .seen()
-        .pop()
-        .unwrap()
-        .headers
-        .into_iter()
-        .filter(|(k, _)| k == "x-request-id")
-        .map(|(_, v)| v)
-        .collect();
+    let upstream_ids = model.seen().pop().unwrap().values("x-request-id");
     assert_eq!(upstream_ids, ["client-id-42"]);
 
     let (_, head, _) = post(
@@ -358,15 +356,7 @@ fn request_ids_are_kept_or_generated_over(upstream_protocol: &str) {
     assert_eq!(generated[0].len(), 32);
     assert!(generated[0].bytes().all(|b| b.is_ascii_hexdigit()));
     // The upstream saw the generated id alone, not the malformed one beside it.
-    let upstream_ids: Vec<String> = model
-        .seen()
-        .pop()
-        .unwrap()
-        .headers
-        .into_iter()
-        .filter(|(k, _)| k == "x-request-id")
-        .map(|(_, v)| v)
-        .collect();
+    let upstream_ids = model.seen().pop().unwrap().values("x-request-id");
     assert_eq!(upstream_ids, generated, "over {upstream_protocol}");
 }
 

@@ -13,8 +13,8 @@
 use std::net::IpAddr;
 
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TE, TRANSFER_ENCODING,
-    UPGRADE,
+    GetAll, HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TE,
+    TRANSFER_ENCODING, UPGRADE,
 };
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -44,8 +44,8 @@ pub struct RequestFields {
     /// A field that is hop-by-hop whatever Connection says is present (any
     /// other hop-by-hop field is named by one of these).
     pub hop_by_hop: bool,
-    /// The first `X-Forwarded-For` value.
-    pub forwarded_for: Option<HeaderValue>,
+    /// The client sent at least one `X-Forwarded-For`.
+    pub has_forwarded_for: bool,
     pub has_forwarded_proto: bool,
     /// The client sent an `x-request-id`, well formed or not.
     pub has_request_id: bool,
@@ -79,9 +79,7 @@ impl RequestFields {
                     request_ids += 1;
                     fields.request_id = Some(value.clone());
                 }
-                _ if name == X_FORWARDED_FOR && fields.forwarded_for.is_none() => {
-                    fields.forwarded_for = Some(value.clone());
-                }
+                _ if name == X_FORWARDED_FOR => fields.has_forwarded_for = true,
                 _ if name == X_FORWARDED_PROTO => fields.has_forwarded_proto = true,
                 _ => {}
             }
@@ -211,13 +209,13 @@ impl AddedFields {
         if !forwarded {
             return added;
         }
-        added.forwarded_for = match &fields.forwarded_for {
-            None => Some(client.clone()),
-            Some(given) => {
-                headers.remove(&X_FORWARDED_FOR);
-                Some(joined_forwarded_for(given, client))
-            }
-        };
+        added.forwarded_for = Some(if fields.has_forwarded_for {
+            let joined = joined_forwarded_for(headers.get_all(&X_FORWARDED_FOR), client);
+            headers.remove(&X_FORWARDED_FOR);
+            joined
+        } else {
+            client.clone()
+        });
         added.forwarded_proto = !fields.has_forwarded_proto;
         added
     }
@@ -243,18 +241,24 @@ impl AddedFields {
     }
 }
 
-/// `given` (the client's first `X-Forwarded-For`) with `client` appended;
-/// just `client` when `given` is blank or not text.
-fn joined_forwarded_for(given: &HeaderValue, client: &HeaderValue) -> HeaderValue {
-    let given = given.to_str().ok().filter(|v| !v.trim().is_empty());
-    let Some(given) = given else {
+/// The client's `X-Forwarded-For` values, each of which may itself be a
+/// list, joined into one list (RFC 9110 §5.3: field lines of one name
+/// combine in order, separated by commas) with `client` appended. A value
+/// that is blank or not visible ASCII is left out.
+fn joined_forwarded_for(given: GetAll<'_, HeaderValue>, client: &HeaderValue) -> HeaderValue {
+    let mut joined = Vec::new();
+    for value in given {
+        let Some(value) = value.to_str().ok().map(str::trim).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        joined.extend_from_slice(value.as_bytes());
+        joined.extend_from_slice(b", ");
+    }
+    if joined.is_empty() {
         return client.clone();
-    };
-    let mut joined = Vec::with_capacity(given.len() + 2 + client.len());
-    joined.extend_from_slice(given.as_bytes());
-    joined.extend_from_slice(b", ");
+    }
     joined.extend_from_slice(client.as_bytes());
-    // Both parts are visible ASCII, so the joined value is valid too.
+    // Every part is visible ASCII, so the joined value is valid too.
     HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client.clone())
 }
 
@@ -391,16 +395,15 @@ mod tests {
         headers
     }
 
+    /// Every value of the field `name`, in order.
+    fn all<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a HeaderValue> {
+        headers.get_all(name).iter().collect()
+    }
+
     #[test]
     fn forwarded_for_is_appended() {
         let headers = forwarded(&[("x-forwarded-for", "10.0.0.1")], "127.0.0.1");
-        assert_eq!(
-            headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .collect::<Vec<_>>(),
-            ["10.0.0.1, 127.0.0.1"]
-        );
+        assert_eq!(all(&headers, "x-forwarded-for"), ["10.0.0.1, 127.0.0.1"]);
         assert_eq!(headers.get("x-forwarded-proto").unwrap(), "http");
         let fresh = forwarded(&[], "::1");
         assert_eq!(fresh.get("x-forwarded-for").unwrap(), "::1");
@@ -408,13 +411,7 @@ mod tests {
         let blank = forwarded(&[("x-forwarded-for", " ")], "::1");
         assert_eq!(blank.get("x-forwarded-for").unwrap(), "::1");
         let proto_given = forwarded(&[("x-forwarded-proto", "https")], "::1");
-        assert_eq!(
-            proto_given
-                .get_all("x-forwarded-proto")
-                .iter()
-                .collect::<Vec<_>>(),
-            ["https"]
-        );
+        assert_eq!(all(&proto_given, "x-forwarded-proto"), ["https"]);
     }
 
     #[test]
@@ -427,18 +424,21 @@ mod tests {
             ],
             "::1",
         );
-        assert_eq!(
-            given.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
-            ["10.0.0.1, ::1"]
-        );
-        assert_eq!(
-            given.get_all("x-request-id").iter().collect::<Vec<_>>(),
-            ["generated"]
-        );
+        assert_eq!(all(&given, "x-forwarded-for"), ["10.0.0.1, 10.0.0.2, ::1"]);
+        assert_eq!(all(&given, "x-request-id"), ["generated"]);
         let kept = forwarded(&[("x-request-id", "client-1")], "::1");
+        assert_eq!(all(&kept, "x-request-id"), ["client-1"]);
+        let listed = forwarded(
+            &[
+                ("x-forwarded-for", "10.0.0.1, 10.0.0.2 "),
+                ("x-forwarded-for", ""),
+                ("x-forwarded-for", "10.0.0.3"),
+            ],
+            "::1",
+        );
         assert_eq!(
-            kept.get_all("x-request-id").iter().collect::<Vec<_>>(),
-            ["client-1"]
+            all(&listed, "x-forwarded-for"),
+            ["10.0.0.1, 10.0.0.2, 10.0.0.3, ::1"]
         );
         // Written by the direct path: after the request's own fields, in a fixed order.
         let mut headers = map(&[("x-request-id", "client-1")]);
