@@ -25,7 +25,7 @@
 //! `lane_request` includes it as it is.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
 /// Most header fields a lane request may carry; a request with more goes to hyper.
@@ -244,20 +244,22 @@ fn build(head: Head, bytes: &Bytes, body: Bytes) -> Parsed {
     let Ok(uri) = Uri::from_maybe_shared(slice(head.target)) else {
         return Parsed::Invalid("the request target is not a valid URI path");
     };
-    // The fields the forward path adds are written beside the map, not
-    // inserted (`headers::AddedFields`), so the map needs no spare room.
-    let mut headers = HeaderMap::with_capacity(head.fields.len());
+    let mut request = Request::new(body);
+    // Filled in place: a map built beside it would be moved in and the
+    // request's empty one dropped. The fields the forward path adds are
+    // written beside the map, not inserted (`headers::AddedFields`), so it
+    // needs no spare room.
+    let headers = request.headers_mut();
+    headers.reserve(head.fields.len());
     for (name, span) in head.fields {
         let Ok(value) = HeaderValue::from_maybe_shared(slice(span)) else {
             return Parsed::Invalid("a header field value holds a byte that is not allowed");
         };
         headers.append(name, value);
     }
-    let mut request = Request::new(body);
     *request.method_mut() = head.method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
     Parsed::Ready(LaneRequest {
         request,
         close: head.close,
