@@ -316,6 +316,19 @@ fn headers_repeated_kept_hop_by_hop_removed_over(upstream_protocol: &str) {
 }
 
 #[test]
+fn a_host_named_by_connection_gives_way_to_the_upstreams() {
+    // `Connection: host` makes Host hop-by-hop: it is removed, and the
+    // upstream, which HTTP/1.1 requires a Host from, gets its own authority.
+    let model = model();
+    let url = model.upstream.url();
+    let sidecar = Sidecar::start(&url, &[]);
+    let (status, _, _) = post(&sidecar, "/echo", b"x", "Connection: host\r\n");
+    assert_eq!(status, 200);
+    let seen = model.seen().pop().unwrap();
+    assert_eq!(seen.values("host"), [url.trim_start_matches("http://")]);
+}
+
+#[test]
 fn forwarded_headers_can_be_turned_off() {
     let model = model();
     let sidecar = Sidecar::start(&model.upstream.url(), &["--no-forwarded-headers"]);

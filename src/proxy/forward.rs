@@ -24,7 +24,7 @@ use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
 use super::upgrade;
-use super::upstream::{Upstream, UpstreamError};
+use super::upstream::{HeadFacts, Upstream, UpstreamError};
 use crate::health::Health;
 use crate::payload::{RequestTap, ResponseTap};
 use crate::telemetry::label;
@@ -101,7 +101,7 @@ pub async fn forward(
         );
         (tap, payload.clone())
     });
-    let (upstream_request, added) = match upstream_request(
+    let (upstream_request, added, facts) = match upstream_request(
         &context.settings,
         &forwarded_for,
         request,
@@ -120,7 +120,9 @@ pub async fn forward(
         .upstream_timer
         .within(
             context.settings.upstream_timeout,
-            context.upstream.send(&pinned, upstream_request, &added),
+            context
+                .upstream
+                .send(&pinned, upstream_request, &added, facts),
         )
         .await;
     let head_arrived = Instant::now();
@@ -233,7 +235,7 @@ fn check_request(
 }
 
 /// Rewrites the client's request into the upstream request and the fields
-/// to add to it.
+/// to add to it, with what its head holds.
 fn upstream_request(
     settings: &ForwardSettings,
     forwarded_for: &HeaderValue,
@@ -242,7 +244,7 @@ fn upstream_request(
     request_id: &HeaderValue,
     exchange: Arc<Exchange>,
     tap: Option<(RequestTap, Arc<PayloadContext>)>,
-) -> Result<(Request<RequestBody>, AddedFields), ProxyError> {
+) -> Result<(Request<RequestBody>, AddedFields, HeadFacts), ProxyError> {
     let (mut parts, body) = request.into_parts();
     // Origin form: the pinned connection sends it as it is, the shared pool
     // makes it absolute (`Upstream::send`). A target already in that form
@@ -257,10 +259,12 @@ fn upstream_request(
         Some(http::Uri::from(target))
     };
     // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
-    if !fields.has_host {
+    let mut has_host = fields.has_host;
+    if !has_host {
         if let Some(authority) = parts.uri.authority() {
             if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
                 parts.headers.insert(HOST, value);
+                has_host = true;
             }
         }
     }
@@ -271,7 +275,13 @@ fn upstream_request(
     let keep_upgrade = fields.upgrade && settings.upstream_version == Version::HTTP_11;
     if fields.hop_by_hop || keep_upgrade {
         headers::remove_present_hop_by_hop(&mut parts.headers, keep_upgrade);
+        // Connection may have named Host itself.
+        has_host = parts.headers.contains_key(HOST);
     }
+    let facts = HeadFacts {
+        has_host,
+        upgrade: keep_upgrade,
+    };
     let added = AddedFields::new(
         &mut parts.headers,
         fields,
@@ -280,7 +290,7 @@ fn upstream_request(
         request_id,
     );
     let body = RequestBody::new(body, exchange, settings.max_body_bytes, tap);
-    Ok((Request::from_parts(parts, body), added))
+    Ok((Request::from_parts(parts, body), added, facts))
 }
 
 fn classify_client_error(

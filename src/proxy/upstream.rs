@@ -27,6 +27,16 @@ use super::body::RequestBody;
 use super::direct::{self, Connection, DirectBody, DirectError, PinnedUpstream};
 use super::headers::AddedFields;
 
+/// What the upstream request's head holds, noted while the forward path
+/// rewrote it, so the way is chosen without looking its fields up again.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadFacts {
+    /// A Host field is present.
+    pub has_host: bool,
+    /// The request asks to switch protocols and keeps its Upgrade field.
+    pub upgrade: bool,
+}
+
 /// How long an idle pooled or pinned connection keeps TCP keepalive probes away.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// How long the shared pool keeps an idle connection.
@@ -107,10 +117,11 @@ impl Upstream {
         pinned: &Arc<PinnedUpstream>,
         mut request: Request<RequestBody>,
         added: &'a AddedFields,
+        facts: HeadFacts,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a {
-        if self.pin && direct::can_carry(&request) {
+        if self.pin && direct::can_carry(&request, facts.upgrade) {
             if let Some((lease, idle)) = pinned.checkout() {
-                if !request.headers().contains_key(HOST) {
+                if !facts.has_host {
                     if let Some(host) = &self.host {
                         request.headers_mut().insert(HOST, host.clone());
                     }
