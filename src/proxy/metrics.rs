@@ -3,17 +3,16 @@
 //! The forward path keeps the handles it has resolved in [`HandleCache`]s
 //! keyed by the (static, closed-set) label values, taken by address, so
 //! recording a request costs a read lock, a hash of a few words and a few
-//! atomic updates. Histograms labelled by route alone sit in one slot per
-//! route instead, so four of a request's six records need neither lock nor
-//! hash.
+//! atomic updates. Histograms labelled by route alone sit in a
+//! [`HandleTable`] slot per route instead, so four of a request's six
+//! records need neither lock nor hash.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram};
 
 use super::error::ErrorKind;
-use crate::handle_cache::{HandleCache, Label};
+use crate::handle_cache::{HandleCache, HandleTable, Label};
 use crate::telemetry::{self, label};
 
 /// The `status` label of `magma_request_duration_seconds`.
@@ -60,10 +59,10 @@ pub struct RequestMetrics {
     duration: HandleCache<(Label, Outcome, Label, Label), Histogram>,
     requests: HandleCache<(Label, Label, Label), Counter>,
     errors: HandleCache<Label, Counter>,
-    time_to_first_byte: RouteHistograms,
-    overhead: RouteHistograms,
-    request_size: RouteHistograms,
-    response_size: RouteHistograms,
+    time_to_first_byte: HandleTable<Histogram, ROUTE_SLOTS>,
+    overhead: HandleTable<Histogram, ROUTE_SLOTS>,
+    request_size: HandleTable<Histogram, ROUTE_SLOTS>,
+    response_size: HandleTable<Histogram, ROUTE_SLOTS>,
 }
 
 impl Default for RequestMetrics {
@@ -80,10 +79,10 @@ impl RequestMetrics {
             duration: HandleCache::new(),
             requests: HandleCache::new(),
             errors: HandleCache::new(),
-            time_to_first_byte: RouteHistograms::new(telemetry::TIME_TO_FIRST_BYTE),
-            overhead: RouteHistograms::new(telemetry::PROXY_OVERHEAD),
-            request_size: RouteHistograms::new(telemetry::REQUEST_SIZE),
-            response_size: RouteHistograms::new(telemetry::RESPONSE_SIZE),
+            time_to_first_byte: HandleTable::default(),
+            overhead: HandleTable::default(),
+            request_size: HandleTable::default(),
+            response_size: HandleTable::default(),
         };
         metrics.in_flight.set(0.0);
         metrics
@@ -104,11 +103,16 @@ impl RequestMetrics {
     }
 
     pub fn time_to_first_byte(&self, route: &'static str, elapsed: Duration) {
-        self.time_to_first_byte.record(route, elapsed.as_secs_f64());
+        by_route(
+            &self.time_to_first_byte,
+            telemetry::TIME_TO_FIRST_BYTE,
+            route,
+        )
+        .record(elapsed.as_secs_f64());
     }
 
     pub fn overhead(&self, route: &'static str, elapsed: Duration) {
-        self.overhead.record(route, elapsed.as_secs_f64());
+        by_route(&self.overhead, telemetry::PROXY_OVERHEAD, route).record(elapsed.as_secs_f64());
     }
 
     /// Records a finished exchange and lowers the in-flight gauge.
@@ -138,40 +142,28 @@ impl RequestMetrics {
                 metrics::counter!(telemetry::REQUESTS, "model_type" => done.model_type, "route" => done.route, "code" => code)
             })
             .increment(1);
-        self.request_size
-            .record(done.route, done.request_bytes as f64);
-        self.response_size
-            .record(done.route, done.response_bytes as f64);
+        by_route(&self.request_size, telemetry::REQUEST_SIZE, done.route)
+            .record(done.request_bytes as f64);
+        by_route(&self.response_size, telemetry::RESPONSE_SIZE, done.route)
+            .record(done.response_bytes as f64);
     }
 }
 
-/// Slots of a histogram labelled by route: one per route of
-/// [`label::ROUTES`], then one for [`label::OTHER`].
+/// Slots of a table indexed by route: one per route of [`label::ROUTES`],
+/// then one for [`label::OTHER`].
 const ROUTE_SLOTS: usize = label::ROUTES.len() + 1;
 
-/// One histogram per `route` label value, each made on first use (a series
-/// appears once a request of its route has been seen).
-struct RouteHistograms {
+/// The histogram `name` of `route` (a value of [`label::route`]) in
+/// `table`, made on first use: a series appears once a request of its route
+/// has been seen.
+fn by_route<'a>(
+    table: &'a HandleTable<Histogram, ROUTE_SLOTS>,
     name: &'static str,
-    slots: [OnceLock<Histogram>; ROUTE_SLOTS],
-}
-
-impl RouteHistograms {
-    fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            slots: [const { OnceLock::new() }; ROUTE_SLOTS],
-        }
-    }
-
-    /// Records `value` for `route`, a value of [`label::route`].
-    fn record(&self, route: &'static str, value: f64) {
-        let slot = label::ROUTES
-            .iter()
-            .position(|known| *known == route)
-            .unwrap_or(label::ROUTES.len());
-        self.slots[slot]
-            .get_or_init(|| metrics::histogram!(self.name, "route" => route))
-            .record(value);
-    }
+    route: &'static str,
+) -> &'a Histogram {
+    let slot = label::ROUTES
+        .iter()
+        .position(|known| *known == route)
+        .unwrap_or(label::ROUTES.len());
+    table.get(slot, || metrics::histogram!(name, "route" => route))
 }

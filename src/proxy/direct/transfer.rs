@@ -26,8 +26,9 @@ const FIRST_WRITE_CAPACITY: usize = 1024;
 /// first chunk is written on its own.
 const COALESCE_MAX: usize = 16 * 1024;
 
-/// Sends `request` with the `added` fields on the leased connection (`idle`, or a new one from
-/// `connect`) and returns the response once its head has arrived.
+/// Sends `request` with the `added` fields on the leased connection (`idle`,
+/// or a new one from `connect`) and returns the response once its head has
+/// arrived.
 ///
 /// A kept-alive connection the upstream closed before the first byte of
 /// this request left is replaced once, as hyper's pool does for a request
