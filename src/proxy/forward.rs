@@ -246,18 +246,6 @@ fn upstream_request(
     tap: Option<(RequestTap, Arc<PayloadContext>)>,
 ) -> Result<(Request<RequestBody>, AddedFields, HeadFacts), ProxyError> {
     let (mut parts, body) = request.into_parts();
-    // Origin form: the pinned connection sends it as it is, the shared pool
-    // makes it absolute (`Upstream::send`). A target already in that form
-    // (every lane request's) stays as it is when the upstream URL adds no
-    // path of its own.
-    let origin_form = parts.uri.scheme().is_none() && parts.uri.authority().is_none();
-    let target = if origin_form && settings.upstream.path() == "/" {
-        None
-    } else {
-        let target = super::upstream_target(&settings.upstream, parts.uri.path_and_query())
-            .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
-        Some(http::Uri::from(target))
-    };
     // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
     let mut has_host = fields.has_host;
     if !has_host {
@@ -268,9 +256,10 @@ fn upstream_request(
             }
         }
     }
-    if let Some(target) = target {
-        parts.uri = target;
-    }
+    // Origin form: the pinned connection sends it as it is, the shared pool
+    // makes it absolute (`Upstream::send`).
+    super::set_upstream_target(&settings.upstream, &mut parts.uri)
+        .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     parts.version = settings.upstream_version;
     let keep_upgrade = fields.upgrade && settings.upstream_version == Version::HTTP_11;
     if fields.hop_by_hop || keep_upgrade {

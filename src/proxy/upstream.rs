@@ -104,7 +104,7 @@ impl Upstream {
     }
 
     /// Sends `request` (its URI the origin-form target, see
-    /// [`super::upstream_target`]) with the `added` fields on the client
+    /// [`super::set_upstream_target`]) with the `added` fields on the client
     /// connection's pinned upstream connection when it can carry it and is
     /// free, on the shared pool otherwise.
     ///
