@@ -26,6 +26,8 @@ fn wire_answer(path: &str) -> &'static [u8] {
         "/conflict" => b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
         "/cut" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial",
         "/early" => b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo much",
+        "/fields" => b"HTTP/1.1 200 OK\r\nServer: wire\r\nConnection: keep-alive\r\nSet-Cookie: a=1\r\nKeep-Alive: timeout=5\r\nX-Request-Id: upstream-id\r\nSet-Cookie: b=2\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+        "/no-content" => b"HTTP/1.1 204 No Content\r\nX-Kind: none\r\nContent-Length: 0\r\n\r\n",
         _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     }
 }
@@ -235,6 +237,87 @@ fn the_upstream_reason_phrase_reaches_the_client() {
         "{}",
         String::from_utf8_lossy(&raw)
     );
+}
+
+/// The head's lines in order, names lowercased, without the status line.
+fn field_lines(head: &str) -> Vec<String> {
+    head.split("\r\n")
+        .skip(1)
+        .filter(|line| !line.is_empty())
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) => format!("{}: {}", name.to_ascii_lowercase(), value.trim()),
+            None => line.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn response_fields_pass_less_hop_by_hop_ones_on_both_client_paths() {
+    let (addr, _) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    // HTTP/1.1 is served by the lane, HTTP/1.0 by hyper: the same fields
+    // must reach both.
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let request = format!(
+            "GET /fields {version}\r\nHost: m\r\nX-Request-Id: client-id\r\nConnection: close\r\n\r\n"
+        );
+        let raw = raw_exchange(sidecar.proxy, request.as_bytes());
+        let (status, head, body) = split_response(&raw);
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]), "{version}: {head}");
+        let lines = field_lines(&head);
+        let kept: Vec<&str> = lines
+            .iter()
+            .map(String::as_str)
+            .filter(|line| !line.starts_with("date: ") && *line != "connection: close")
+            .collect();
+        let mut expected = vec![
+            "server: wire",
+            "set-cookie: a=1",
+            "set-cookie: b=2",
+            "content-length: 2",
+            "x-request-id: client-id",
+        ];
+        let mut sorted = kept.clone();
+        sorted.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(sorted, expected, "{version}: {head}");
+        let cookies: Vec<&&str> = kept
+            .iter()
+            .filter(|l| l.starts_with("set-cookie"))
+            .collect();
+        assert_eq!(
+            cookies,
+            [&"set-cookie: a=1", &"set-cookie: b=2"],
+            "{version}"
+        );
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("date: ")).count(),
+            1,
+            "{version}: {head}"
+        );
+    }
+}
+
+#[test]
+fn a_no_content_answer_loses_its_length_on_both_client_paths() {
+    let (addr, _) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let request = format!("GET /no-content {version}\r\nHost: m\r\nConnection: close\r\n\r\n");
+        let raw = raw_exchange(sidecar.proxy, request.as_bytes());
+        let (status, head, body) = split_response(&raw);
+        assert_eq!(status, 204, "{version}: {head}");
+        assert!(body.is_empty(), "{version}");
+        let lines = field_lines(&head);
+        assert!(
+            lines.contains(&"x-kind: none".to_string()),
+            "{version}: {head}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.starts_with("content-length")),
+            "{version}: {head}"
+        );
+    }
 }
 
 #[test]

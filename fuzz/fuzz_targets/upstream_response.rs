@@ -1,6 +1,8 @@
 //! The upstream response parsers of the direct path (head, RFC 9112 §6.3
-//! framing, chunked decoding) must never panic, and a chunked body must
-//! decode to the same bytes and trailers however its reads are split.
+//! framing, chunked decoding) must never panic, a chunked body must
+//! decode to the same bytes and trailers however its reads are split, and a
+//! head kept raw must forward the same fields whether it is copied as it came
+//! (the lane) or turned into a header map (hyper).
 #![no_main]
 #![allow(dead_code)]
 
@@ -10,6 +12,8 @@
 mod chunked;
 #[path = "../../src/proxy/direct/error.rs"]
 mod error;
+#[path = "../../src/proxy/direct/raw_fields.rs"]
+mod raw_fields;
 #[path = "../../src/proxy/direct/response_head.rs"]
 mod response_head;
 // The head parser's `super::Span`, as `proxy::direct` re-exports it.
@@ -19,7 +23,7 @@ use request::Span;
 
 use bytes::BytesMut;
 use chunked::{ChunkedDecoder, Decoded};
-use response_head::Framing;
+use response_head::{Fields, Framing};
 use libfuzzer_sys::fuzz_target;
 
 /// Decodes `body` fed `step` bytes at a time: the data, the trailers as
@@ -46,6 +50,33 @@ fn decode(body: &[u8], step: usize) -> (Vec<u8>, Option<String>, &'static str) {
     }
 }
 
+/// The lines the lane would copy, read back as (lowercased name, value)
+/// pairs, are the map hyper would be given.
+fn assert_same_fields(raw: &raw_fields::RawFields) {
+    let mut copied = Vec::new();
+    raw.write_to(&mut copied, true);
+    let mut lines = Vec::new();
+    for line in copied.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+        let line = line.strip_suffix(b"\r").expect("every copied line ends in CRLF");
+        let colon = line.iter().position(|&b| b == b':').expect("a field line");
+        lines.push((
+            line[..colon].to_ascii_lowercase(),
+            line[colon + 1..].trim_ascii().to_vec(),
+        ));
+    }
+    let mut map = http::HeaderMap::new();
+    raw.append_to(&mut map);
+    let mapped: Vec<_> = map
+        .iter()
+        .map(|(name, value)| (name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()))
+        .collect();
+    // The map groups repeated names; compare as multisets of lines.
+    lines.sort();
+    let mut mapped = mapped;
+    mapped.sort();
+    assert_eq!(lines, mapped);
+}
+
 fuzz_target!(|input: &[u8]| {
     let Some((&split, wire)) = input.split_first() else {
         return;
@@ -64,6 +95,9 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(&buf[..], &wire[length..]);
     if head.framing == Framing::UntilClose {
         assert!(!head.keep_alive, "a body delimited by close cannot keep the connection");
+    }
+    if let Fields::Raw(raw) = &head.fields {
+        assert_same_fields(raw);
     }
     if head.framing != Framing::Chunked {
         return;

@@ -169,15 +169,13 @@ impl ResponseTap {
         }
     }
 
-    /// Convenience: a tap from the response head.
+    /// A tap from the response head's status and Content-Type value.
     pub fn for_response(
         status: http::StatusCode,
-        headers: &http::HeaderMap,
+        content_type: Option<&[u8]>,
         copy: Option<BodyCopy>,
     ) -> Self {
-        let content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+        let content_type = content_type.and_then(|v| std::str::from_utf8(v).ok());
         Self::new(status.as_u16(), content_type, copy)
     }
 

@@ -15,6 +15,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::client_body::ClientBody;
+use super::direct::RawFields;
 use super::exchange::{Exchange, ExchangeGuard};
 use super::metrics::Outcome;
 use super::tap::PayloadContext;
@@ -165,6 +166,15 @@ impl ResponseBody {
             }
         }
         body
+    }
+
+    /// The upstream's fields when they were kept as they came.
+    pub fn raw_fields(&self) -> Option<&RawFields> {
+        super::upstream::raw_fields(&self.inner)
+    }
+
+    pub fn take_raw_fields(&mut self) -> Option<RawFields> {
+        super::upstream::take_raw_fields(&mut self.inner)
     }
 }
 

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::HOST;
+use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 
 use super::activity::ConnActivity;
 use super::body::{RequestBody, ResponseBody};
 use super::client_body::ClientBody;
-use super::direct::PinnedUpstream;
+use super::direct::{PinnedUpstream, RawFields};
 use super::error::{find_source, source_chain, ErrorKind, ProxyError};
 use super::exchange::{Exchange, ExchangeGuard};
 use super::headers::{self, AddedFields, RequestFields, X_REQUEST_ID};
@@ -24,7 +24,7 @@ use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
 use super::upgrade;
-use super::upstream::{HeadFacts, Upstream, UpstreamError};
+use super::upstream::{self, HeadFacts, Upstream, UpstreamError};
 use crate::health::Health;
 use crate::payload::{RequestTap, ResponseTap};
 use crate::telemetry::label;
@@ -41,6 +41,30 @@ pub struct ForwardSettings {
     pub max_body_bytes: u64,
     pub forwarded_headers: bool,
     pub model_type: &'static str,
+}
+
+/// The upstream's fields of a response whose head the direct path kept as
+/// it came (its header map holds only what the proxy added, if anything).
+pub fn raw_fields(body: &ProxyResponseBody) -> Option<&RawFields> {
+    match body {
+        Either::Left(body) => body.raw_fields(),
+        Either::Right(_) => None,
+    }
+}
+
+/// Moves raw fields into the response's header map, for a client connection
+/// served by hyper, which writes heads from the map alone.
+pub fn into_header_map(mut response: Response<ProxyResponseBody>) -> Response<ProxyResponseBody> {
+    if let Either::Left(body) = response.body_mut() {
+        if let Some(raw) = body.take_raw_fields() {
+            let headers = response.headers_mut();
+            raw.append_to(headers);
+            if let Some(request_id) = raw.request_id() {
+                headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+            }
+        }
+    }
+    response
 }
 
 /// Everything the forwarding service shares across requests.
@@ -153,22 +177,32 @@ pub async fn forward(
         Outcome::Success
     };
 
+    let (mut parts, mut body) = response.into_parts();
     if let Some(payload) = payload {
-        let copy = sampled.then(|| {
-            payload
-                .sampler
-                .body_copy(declared_length(response.headers()))
-        });
-        let tap = ResponseTap::for_response(status, response.headers(), copy);
+        let (content_type, declared_length) = match upstream::raw_fields(&body) {
+            Some(raw) => (raw.content_type(), raw.content_length()),
+            None => (
+                parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+                declared_length(&parts.headers),
+            ),
+        };
+        let copy = sampled.then(|| payload.sampler.body_copy(declared_length));
+        let tap = ResponseTap::for_response(status, content_type, copy);
         guard.watch_response(tap, payload.clone(), request_id.clone());
     }
 
-    let (mut parts, body) = response.into_parts();
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    headers::remove_hop_by_hop(&mut parts.headers, switching && wants_upgrade);
-    parts
-        .headers
-        .insert(X_REQUEST_ID.clone(), request_id.clone());
+    match upstream::raw_fields_mut(&mut body) {
+        // Hop-by-hop lines and the upstream's own request id are already
+        // marked to be left out.
+        Some(raw) => raw.set_request_id(request_id.clone()),
+        None => {
+            headers::remove_hop_by_hop(&mut parts.headers, switching && wants_upgrade);
+            parts
+                .headers
+                .insert(X_REQUEST_ID.clone(), request_id.clone());
+        }
+    }
 
     if switching {
         let upstream_upgrade = hyper::upgrade::on(Response::from_parts(parts.clone(), ()));

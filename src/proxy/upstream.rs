@@ -171,3 +171,26 @@ impl Upstream {
 /// (`Left`) or the direct path's (`Right`). `Either` boxes the two error
 /// types into one.
 pub type UpstreamBody = Either<Incoming, DirectBody>;
+
+/// The fields of a response from the direct path that were kept as they
+/// came; its header map is then empty (see [`direct::RawFields`]).
+pub fn raw_fields(body: &UpstreamBody) -> Option<&direct::RawFields> {
+    match body {
+        Either::Right(direct) => direct.raw_fields(),
+        Either::Left(_) => None,
+    }
+}
+
+pub fn raw_fields_mut(body: &mut UpstreamBody) -> Option<&mut direct::RawFields> {
+    match body {
+        Either::Right(direct) => direct.raw_fields_mut(),
+        Either::Left(_) => None,
+    }
+}
+
+pub fn take_raw_fields(body: &mut UpstreamBody) -> Option<direct::RawFields> {
+    match body {
+        Either::Right(direct) => direct.take_raw_fields(),
+        Either::Left(_) => None,
+    }
+}

@@ -22,6 +22,7 @@
 mod chunked;
 mod error;
 mod pinned;
+mod raw_fields;
 mod request_head;
 mod response_head;
 mod transfer;
@@ -38,6 +39,7 @@ use tokio::net::TcpStream;
 pub(crate) use super::lane::Span;
 pub use error::DirectError;
 pub use pinned::{Lease, PinnedUpstream};
+pub use raw_fields::RawFields;
 pub use transfer::{exchange, DirectBody};
 
 /// First read buffer of a connection; reads that fill the buffer double it

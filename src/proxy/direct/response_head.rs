@@ -3,11 +3,11 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::BytesMut;
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
 use super::error::DirectError;
+use super::raw_fields::{FieldKind, LineMarks, RawFields};
 use super::Span;
 
 /// Most header fields accepted in one head or trailer section (hyper's
@@ -37,10 +37,18 @@ pub struct ResponseHead {
     /// The reason phrase when it differs from the status code's canonical one,
     /// so the client sees the upstream's own words.
     pub reason: Option<Vec<u8>>,
-    pub headers: HeaderMap,
+    pub fields: Fields,
     pub framing: Framing,
     /// Whether the connection may carry another request after this response.
     pub keep_alive: bool,
+}
+
+/// The head's fields: as they came when forwarding them only leaves lines
+/// out (see [`RawFields`]), in a map otherwise.
+#[derive(Debug)]
+pub enum Fields {
+    Raw(RawFields),
+    Map(HeaderMap),
 }
 
 /// Parses a response head at the start of `buf` and takes its bytes out of
@@ -89,26 +97,50 @@ pub fn parse(
         (length, status, version, reason, response.headers.len())
     };
     let head = buf.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(field_count + 1);
+    let spans = &spans[..field_count];
     let mut facts = FramingFields::default();
-    for span in &spans[..field_count] {
-        let name = HeaderName::from_bytes(&head[span.name.range()])
-            .map_err(|_| DirectError::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(span.value.range()))
-            .map_err(|_| DirectError::Malformed("invalid header value"))?;
-        facts.note(&name, value.as_bytes());
-        headers.append(name, value);
+    let mut marks = LineMarks::default();
+    // httparse also takes lines ended by a bare LF; such a head is not
+    // copied as it came.
+    let mut crlf_lines = head.ends_with(b"\r\n\r\n");
+    for (line, span) in spans.iter().enumerate() {
+        let kind = FieldKind::of(&head[span.name.range()]);
+        facts.note(kind, &head[span.value.range()]);
+        marks.note(line, kind, span.value);
+        crlf_lines &= head[span.name.range().start - 2] == b'\r';
     }
     let framing = facts.framing(status, request_was_head)?;
     let keep_alive = framing != Framing::UntilClose && facts.keeps_alive(version);
+    let fields = if crlf_lines && !facts.names_other_fields && !facts.te {
+        let first_line = spans
+            .first()
+            .map_or(length - 2, |span| span.name.range().start);
+        let content_length = facts.length.unwrap_or(None);
+        Fields::Raw(RawFields::new(head, first_line, marks, content_length))
+    } else {
+        Fields::Map(field_map(&head, spans)?)
+    };
     Ok(Some(ResponseHead {
         status,
         version,
         reason,
-        headers,
+        fields,
         framing,
         keep_alive,
     }))
+}
+
+/// The head's fields in a map, each value sharing the head's bytes.
+fn field_map(head: &Bytes, spans: &[FieldSpans]) -> Result<HeaderMap, DirectError> {
+    let mut headers = HeaderMap::with_capacity(spans.len() + 1);
+    for span in spans {
+        let name = HeaderName::from_bytes(&head[span.name.range()])
+            .map_err(|_| DirectError::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(span.value.range()))
+            .map_err(|_| DirectError::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// Where a field's name and value lie in the head.
@@ -133,8 +165,8 @@ pub fn header_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, DirectEr
     Ok(map)
 }
 
-/// What the framing and connection fields said, gathered in the pass that
-/// builds the header map instead of looking each field up again.
+/// What the framing and connection fields said, gathered in one pass over
+/// the fields instead of looking each up again.
 #[derive(Debug)]
 struct FramingFields {
     /// The Content-Length all copies agree on (RFC 9110 §8.6), or why there
@@ -145,6 +177,9 @@ struct FramingFields {
     last_coding_chunked: bool,
     close: bool,
     keep_alive: bool,
+    /// Connection names another field, which must be left out too.
+    names_other_fields: bool,
+    te: bool,
 }
 
 impl Default for FramingFields {
@@ -155,25 +190,36 @@ impl Default for FramingFields {
             last_coding_chunked: false,
             close: false,
             keep_alive: false,
+            names_other_fields: false,
+            te: false,
         }
     }
 }
 
 impl FramingFields {
-    fn note(&mut self, name: &HeaderName, value: &[u8]) {
-        if name == CONTENT_LENGTH {
-            self.length = self.length.and_then(|found| agreed_length(found, value));
-        } else if name == TRANSFER_ENCODING {
-            self.transfer_encoding = true;
-            if let Some(last) = value.rsplit(|&b| b == b',').next() {
-                self.last_coding_chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+    fn note(&mut self, kind: FieldKind, value: &[u8]) {
+        match kind {
+            FieldKind::ContentLength => {
+                self.length = self.length.and_then(|found| agreed_length(found, value));
             }
-        } else if name == CONNECTION {
-            for token in value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            FieldKind::TransferEncoding => {
+                self.transfer_encoding = true;
+                if let Some(last) = value.rsplit(|&b| b == b',').next() {
+                    self.last_coding_chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+                }
             }
+            FieldKind::Connection => {
+                for token in value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    let close = token.eq_ignore_ascii_case(b"close");
+                    let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                    self.close |= close;
+                    self.keep_alive |= keep_alive;
+                    self.names_other_fields |= !(close || keep_alive || token.is_empty());
+                }
+            }
+            FieldKind::Te => self.te = true,
+            _ => {}
         }
     }
 
@@ -259,8 +305,37 @@ mod tests {
         assert_eq!(head.framing, Framing::Length(5));
         assert!(head.keep_alive);
         assert!(head.reason.is_none());
-        let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().collect();
+        let Fields::Raw(raw) = head.fields else {
+            panic!("a plain head is kept as it came")
+        };
+        let mut map = HeaderMap::new();
+        raw.append_to(&mut map);
+        let cookies: Vec<_> = map.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
+    }
+
+    #[test]
+    fn heads_that_cannot_be_forwarded_line_by_line_get_a_map() {
+        let kept_raw = |wire: &str| matches!(head(wire).fields, Fields::Raw(_));
+        assert!(kept_raw(
+            "HTTP/1.1 200 OK\r\nConnection: Keep-Alive, close\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(kept_raw("HTTP/1.1 204 No Content\r\n\r\n"));
+        for wire in [
+            // Connection names a field that must be left out as well.
+            "HTTP/1.1 200 OK\r\nConnection: x-trace\r\nX-Trace: 1\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTE: trailers\r\nContent-Length: 0\r\n\r\n",
+            // Lines ended by a bare LF.
+            "HTTP/1.1 200 OK\r\nA: 1\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\nA: 1\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\n\n",
+        ] {
+            let head = head(wire);
+            let Fields::Map(map) = head.fields else {
+                panic!("{wire:?} was kept raw")
+            };
+            assert_eq!(map["content-length"], "0", "{wire:?}");
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use tokio::io::AsyncWrite;
 
 use super::chunked::{ChunkedDecoder, Decoded};
 use super::error::DirectError;
-use super::response_head::{self, Framing, ResponseHead};
+use super::raw_fields::RawFields;
+use super::response_head::{self, Fields, Framing, ResponseHead};
 use super::{request_head, Connection, Lease};
 use crate::proxy::body::RequestBody;
 use crate::proxy::headers::AddedFields;
@@ -246,6 +247,9 @@ pub struct DirectBody {
     transfer: Option<Transfer>,
     download: Download,
     lease: Lease,
+    /// The head's fields when they are kept as they came (the response's
+    /// header map is then empty); see [`RawFields`].
+    raw_fields: Option<RawFields>,
 }
 
 impl DirectBody {
@@ -257,10 +261,15 @@ impl DirectBody {
             Framing::UntilClose => Download::UntilClose,
         };
         transfer.reusable &= head.keep_alive;
+        let (raw_fields, headers) = match head.fields {
+            Fields::Raw(raw) => (Some(raw), Default::default()),
+            Fields::Map(map) => (None, map),
+        };
         let mut body = DirectBody {
             transfer: Some(transfer),
             download,
             lease,
+            raw_fields,
         };
         if body.download.is_done() {
             body.finish();
@@ -268,7 +277,7 @@ impl DirectBody {
         let mut response = Response::new(body);
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;
-        *response.headers_mut() = head.headers;
+        *response.headers_mut() = headers;
         if let Some(reason) = head
             .reason
             .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason).ok())
@@ -276,6 +285,19 @@ impl DirectBody {
             response.extensions_mut().insert(reason);
         }
         response
+    }
+
+    /// The response's fields, when they were kept as they came.
+    pub fn raw_fields(&self) -> Option<&RawFields> {
+        self.raw_fields.as_ref()
+    }
+
+    pub fn raw_fields_mut(&mut self) -> Option<&mut RawFields> {
+        self.raw_fields.as_mut()
+    }
+
+    pub fn take_raw_fields(&mut self) -> Option<RawFields> {
+        self.raw_fields.take()
     }
 
     /// Ends the exchange: the connection goes back to its slot when both

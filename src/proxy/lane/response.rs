@@ -35,7 +35,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::date;
 use super::request::lists_close;
-use crate::proxy::forward::ProxyResponseBody;
+use crate::proxy::direct::RawFields;
+use crate::proxy::forward::{raw_fields, ProxyResponseBody};
 
 /// Up to this many bytes are gathered before a write; larger data frames are
 /// written from where they lie instead of being copied.
@@ -77,8 +78,14 @@ struct FieldSummary {
     length: Option<Option<u64>>,
 }
 
-fn summarize(headers: &HeaderMap) -> FieldSummary {
-    let mut summary = FieldSummary::default();
+fn summarize(headers: &HeaderMap, raw: Option<&RawFields>) -> FieldSummary {
+    // Raw fields have no Connection line left, and their Content-Length
+    // values were found to agree when the head was parsed.
+    let mut summary = raw.map_or_else(FieldSummary::default, |raw| FieldSummary {
+        says_close: false,
+        has_date: raw.has_date(),
+        length: raw.content_length().map(Some),
+    });
     for (name, value) in headers {
         match *name {
             CONNECTION => summary.says_close |= lists_close(value.as_bytes()),
@@ -112,11 +119,11 @@ fn content_length(value: &[u8]) -> Option<u64> {
 pub fn plan(
     head_request: bool,
     status: StatusCode,
-    headers: &HeaderMap,
+    fields: (&HeaderMap, Option<&RawFields>),
     exact_size: Option<u64>,
     keep_alive: bool,
 ) -> HeadPlan {
-    let fields = summarize(headers);
+    let fields = summarize(fields.0, fields.1);
     let plan = HeadPlan {
         framing: Framing::Bodyless,
         keep_length: false,
@@ -156,12 +163,13 @@ pub fn plan(
     }
 }
 
-/// Appends the status line and header section.
+/// Appends the status line and header section: the raw fields first (as
+/// they came, less the lines marked to be left out), then the map's.
 pub fn encode_head(
     out: &mut Vec<u8>,
     status: StatusCode,
     reason: Option<&[u8]>,
-    headers: &HeaderMap,
+    (headers, raw): (&HeaderMap, Option<&RawFields>),
     plan: HeadPlan,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -170,6 +178,9 @@ pub fn encode_head(
     let canonical = status.canonical_reason().map(str::as_bytes);
     out.extend_from_slice(reason.or(canonical).unwrap_or_default());
     out.extend_from_slice(b"\r\n");
+    if let Some(raw) = raw {
+        raw.write_to(out, plan.keep_length);
+    }
     for (name, value) in headers {
         let written_by_lane = match *name {
             CONNECTION | TRANSFER_ENCODING => true,
@@ -216,10 +227,11 @@ pub async fn write<W: AsyncWrite + Unpin>(
     head_request: bool,
     keep_alive: bool,
 ) -> io::Result<bool> {
+    let fields = (&parts.headers, raw_fields(&body));
     let plan = plan(
         head_request,
         parts.status,
-        &parts.headers,
+        fields,
         body.size_hint().exact(),
         keep_alive,
     );
@@ -229,7 +241,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
         out,
         parts.status,
         reason.map(|r| r.as_bytes()),
-        &parts.headers,
+        fields,
         plan,
     );
     let complete = send_body(io, out, body, plan.framing).await?;
@@ -377,13 +389,13 @@ mod tests {
         size: Option<u64>,
     ) -> HeadPlan {
         let status = StatusCode::from_u16(status).unwrap();
-        plan(head, status, &headers(pairs), size, true)
+        plan(head, status, (&headers(pairs), None), size, true)
     }
 
     fn head_text(status: u16, pairs: &[(&'static str, &'static str)], plan: HeadPlan) -> String {
         let mut out = Vec::new();
         let status = StatusCode::from_u16(status).unwrap();
-        encode_head(&mut out, status, None, &headers(pairs), plan);
+        encode_head(&mut out, status, None, (&headers(pairs), None), plan);
         String::from_utf8(out).unwrap()
     }
 
@@ -453,7 +465,7 @@ mod tests {
     }
 
     fn plan_close(status: StatusCode, keep_alive: bool) -> bool {
-        plan(false, status, &HeaderMap::new(), None, keep_alive).close
+        plan(false, status, (&HeaderMap::new(), None), None, keep_alive).close
     }
 
     #[test]
@@ -486,7 +498,13 @@ mod tests {
         assert!(!plan.add_date);
         let mut out = Vec::new();
         let status = StatusCode::from_u16(599).unwrap();
-        encode_head(&mut out, status, Some(b"Odd"), &headers(&dated), plan);
+        encode_head(
+            &mut out,
+            status,
+            Some(b"Odd"),
+            (&headers(&dated), None),
+            plan,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 599 Odd\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-length: 0\r\n\r\n"
