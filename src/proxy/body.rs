@@ -173,7 +173,7 @@ impl ResponseBody {
         super::upstream::raw_fields(&self.inner)
     }
 
-    pub fn take_raw_fields(&mut self) -> Option<RawFields> {
+    pub fn take_raw_fields(&mut self) -> Option<Box<RawFields>> {
         super::upstream::take_raw_fields(&mut self.inner)
     }
 }

@@ -188,7 +188,7 @@ pub fn raw_fields_mut(body: &mut UpstreamBody) -> Option<&mut direct::RawFields>
     }
 }
 
-pub fn take_raw_fields(body: &mut UpstreamBody) -> Option<direct::RawFields> {
+pub fn take_raw_fields(body: &mut UpstreamBody) -> Option<Box<direct::RawFields>> {
     match body {
         Either::Right(direct) => direct.take_raw_fields(),
         Either::Left(_) => None,

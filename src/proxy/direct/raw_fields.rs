@@ -42,8 +42,9 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    /// `name` is a token (RFC 9110 §5.6.2), as httparse has checked.
     pub fn of(name: &[u8]) -> FieldKind {
-        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        let is = |known: &[u8]| is_token_ignoring_case(name, known);
         match name.len() {
             2 if is(b"te") => FieldKind::Te,
             4 if is(b"date") => FieldKind::Date,
@@ -58,6 +59,19 @@ impl FieldKind {
             _ => FieldKind::Other,
         }
     }
+}
+
+/// Whether the token `name` is `known` (lowercase letters and `-`) in any
+/// case. Setting bit 0x20 lowercases a letter and turns no other token byte
+/// into a lowercase letter or `-` (only CR, which no token holds, becomes
+/// `-`), so one OR and compare per byte decide it, with no branch per byte.
+fn is_token_ignoring_case(name: &[u8], known: &[u8]) -> bool {
+    name.len() == known.len()
+        && name
+            .iter()
+            .zip(known)
+            .fold(0, |differ, (&byte, &want)| differ | ((byte | 0x20) ^ want))
+            == 0
 }
 
 /// What the parse learned of each field line, by the line's index.
@@ -252,6 +266,11 @@ mod tests {
         assert_eq!(FieldKind::of(b"upgrade"), FieldKind::HopByHop);
         assert_eq!(FieldKind::of(b"Content-Typo"), FieldKind::Other);
         assert_eq!(FieldKind::of(b"dates"), FieldKind::Other);
+        // Token bytes next to letters and `-` in the table stay unequal.
+        assert_eq!(FieldKind::of(b"content_length"), FieldKind::Other);
+        assert_eq!(FieldKind::of(b"Content^Length"), FieldKind::Other);
+        assert_eq!(FieldKind::of(b"t~"), FieldKind::Other);
+        assert_eq!(FieldKind::of(b"D@te"), FieldKind::Other);
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub struct ResponseHead {
 /// out (see [`RawFields`]), in a map otherwise.
 #[derive(Debug)]
 pub enum Fields {
-    Raw(RawFields),
+    /// Boxed: the response moves through several futures, which copy
+    /// whatever it holds inline at each step.
+    Raw(Box<RawFields>),
     Map(HeaderMap),
 }
 
@@ -116,7 +118,12 @@ pub fn parse(
             .first()
             .map_or(length - 2, |span| span.name.range().start);
         let content_length = facts.length.unwrap_or(None);
-        Fields::Raw(RawFields::new(head, first_line, marks, content_length))
+        Fields::Raw(Box::new(RawFields::new(
+            head,
+            first_line,
+            marks,
+            content_length,
+        )))
     } else {
         Fields::Map(field_map(&head, spans)?)
     };

@@ -249,7 +249,7 @@ pub struct DirectBody {
     lease: Lease,
     /// The head's fields when they are kept as they came (the response's
     /// header map is then empty); see [`RawFields`].
-    raw_fields: Option<RawFields>,
+    raw_fields: Option<Box<RawFields>>,
 }
 
 impl DirectBody {
@@ -289,14 +289,14 @@ impl DirectBody {
 
     /// The response's fields, when they were kept as they came.
     pub fn raw_fields(&self) -> Option<&RawFields> {
-        self.raw_fields.as_ref()
+        self.raw_fields.as_deref()
     }
 
     pub fn raw_fields_mut(&mut self) -> Option<&mut RawFields> {
-        self.raw_fields.as_mut()
+        self.raw_fields.as_deref_mut()
     }
 
-    pub fn take_raw_fields(&mut self) -> Option<RawFields> {
+    pub fn take_raw_fields(&mut self) -> Option<Box<RawFields>> {
         self.raw_fields.take()
     }
 
