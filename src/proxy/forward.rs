@@ -140,14 +140,14 @@ pub async fn forward(
 
     let sent = Instant::now();
     let inbound_overhead = sent - started;
+    // Pinned here and lent to the deadline: the send future is the largest
+    // part of this one, and each move of it is a copy.
+    let sending = std::pin::pin!(context
+        .upstream
+        .send(&pinned, upstream_request, &added, facts));
     let answer = connection
         .upstream_timer
-        .within(
-            context.settings.upstream_timeout,
-            context
-                .upstream
-                .send(&pinned, upstream_request, &added, facts),
-        )
+        .within(context.settings.upstream_timeout, sending)
         .await;
     let head_arrived = Instant::now();
     let response = match answer {
