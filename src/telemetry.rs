@@ -80,7 +80,7 @@ catalogue! {
         "Client connections that ended in an error: header_timeout, header_too_large, protocol, io.";
     CONNECTION_HANDOFFS = "magma_connection_handoffs_total", Counter, None,
         ["reason"],
-        "Client connections the HTTP/1.1 lane handed to the general HTTP server, by the first request it did not take: http2, http1_0, chunked, expect, upgrade, te, target, large, body_pending, malformed.";
+        "Client connections the HTTP/1.1 lane handed to the general HTTP server, by the first request it did not take: http2, http1_0, chunked, expect, upgrade, te, target, large, body_pending, bare_lf, malformed.";
     UPSTREAM_UP = "magma_upstream_up", Gauge, None,
         [],
         "1 when the upstream's health path answered 2xx at the last poll.";

@@ -6,6 +6,8 @@
 #![no_main]
 #![allow(dead_code)]
 
+#[path = "../../src/proxy/field_lines.rs"]
+mod field_lines;
 #[path = "../../src/proxy/lane/request.rs"]
 mod request;
 
@@ -41,8 +43,11 @@ fn outcome(input: &[u8]) -> Outcome {
     match parsed {
         Parsed::Ready(lane) => {
             let request = lane.request;
-            let declared = request
-                .headers()
+            assert!(request.headers().is_empty(), "the fields stay lines");
+            check_marks(&lane.fields);
+            let mut headers = http::HeaderMap::new();
+            lane.fields.into_map(&mut headers);
+            let declared = headers
                 .get(http::header::CONTENT_LENGTH)
                 .map(|v| std::str::from_utf8(v.as_bytes()).unwrap().parse::<usize>().unwrap())
                 .unwrap_or(0);
@@ -54,8 +59,7 @@ fn outcome(input: &[u8]) -> Outcome {
                 consumed,
                 method: request.method().to_string(),
                 target: request.uri().to_string(),
-                fields: request
-                    .headers()
+                fields: headers
                     .iter()
                     .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
                     .collect(),
@@ -73,6 +77,27 @@ fn outcome(input: &[u8]) -> Outcome {
         }
         Parsed::Invalid(_) => Outcome::Invalid,
     }
+}
+
+/// Each line is marked as its name says, and the lines written with none
+/// left out are the head's field lines exactly.
+fn check_marks(fields: &request::RequestLines) {
+    use field_lines::{bit, FieldKind};
+    let mut count = 0;
+    for (line, (name, _, _)) in fields.lines.fields(!0).enumerate() {
+        let kind = FieldKind::of(name);
+        let hop = matches!(kind, FieldKind::Connection | FieldKind::HopByHop);
+        assert_eq!(fields.hop_by_hop & bit(line) != 0, hop);
+        assert_eq!(fields.forwarded_for & bit(line) != 0, kind == FieldKind::ForwardedFor);
+        assert_eq!(fields.request_id & bit(line) != 0, kind == FieldKind::RequestId);
+        count += 1;
+    }
+    assert_eq!(fields.hop_by_hop >> count, 0);
+    let mut written = Vec::new();
+    fields.lines.write_to(&mut written, 0);
+    let head = fields.lines.bytes();
+    assert!(head[..head.len() - 2].ends_with(&written[..]));
+    assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), count);
 }
 
 fuzz_target!(|input: &[u8]| {

@@ -12,6 +12,8 @@
 mod chunked;
 #[path = "../../src/proxy/direct/error.rs"]
 mod error;
+#[path = "../../src/proxy/field_lines.rs"]
+mod field_lines;
 #[path = "../../src/proxy/direct/raw_fields.rs"]
 mod raw_fields;
 #[path = "../../src/proxy/direct/response_head.rs"]

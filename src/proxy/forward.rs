@@ -20,6 +20,7 @@ use super::direct::{PinnedUpstream, RawFields};
 use super::error::{find_source, source_chain, ErrorKind, ProxyError};
 use super::exchange::{Exchange, ExchangeGuard};
 use super::headers::{self, AddedFields, RequestFields, X_REQUEST_ID};
+use super::lane::RequestLines;
 use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
@@ -79,21 +80,42 @@ pub struct ProxyContext {
 }
 
 /// Forwards one request. Never fails: problems become JSON answers.
+///
+/// `lines`: the request's fields as the lane read them, its header map then
+/// empty. They are forwarded as they came where nothing on the way reads a
+/// map (no payload analysis, an HTTP/1.1 upstream, no field named by
+/// Connection); elsewhere they are put into the map first.
 pub async fn forward(
     context: Arc<ProxyContext>,
     forwarded_for: HeaderValue,
     connection: Arc<ConnActivity>,
     pinned: Arc<PinnedUpstream>,
     mut request: Request<ClientBody>,
+    lines: Option<Box<RequestLines>>,
 ) -> Response<ProxyResponseBody> {
     let started = Instant::now();
     let route = label::route(request.uri().path());
-    let fields = RequestFields::read(request.headers());
+    let payload = context.payload.as_ref();
+    let mut lines = match lines {
+        Some(lines)
+            if payload.is_none() && context.upstream.pins() && !lines.connection_names_other =>
+        {
+            Some(lines)
+        }
+        Some(lines) => {
+            lines.into_map(request.headers_mut());
+            None
+        }
+        None => None,
+    };
+    let fields = match &lines {
+        Some(lines) => RequestFields::from_lines(lines),
+        None => RequestFields::read(request.headers()),
+    };
     let request_id = fields
         .request_id
         .clone()
         .unwrap_or_else(headers::new_request_id);
-    let payload = context.payload.as_ref();
     let sampled = payload.is_some_and(|p| p.sampler.decide(request.headers()));
     let exchange = Arc::new(Exchange::new(
         started,
@@ -129,10 +151,13 @@ pub async fn forward(
         &context.settings,
         &forwarded_for,
         request,
+        lines.as_deref_mut(),
         &fields,
         &request_id,
-        exchange.clone(),
-        request_tap,
+        |body| {
+            let limit = context.settings.max_body_bytes;
+            RequestBody::new(body, exchange.clone(), limit, request_tap)
+        },
     ) {
         Ok(request) => request,
         Err(error) => return refuse(guard, error, &request_id),
@@ -142,9 +167,13 @@ pub async fn forward(
     let inbound_overhead = sent - started;
     // Pinned here and lent to the deadline: the send future is the largest
     // part of this one, and each move of it is a copy.
-    let sending = std::pin::pin!(context
-        .upstream
-        .send(&pinned, upstream_request, &added, facts));
+    let sending = std::pin::pin!(context.upstream.send(
+        &pinned,
+        upstream_request,
+        lines.as_deref(),
+        &added,
+        facts
+    ));
     let answer = connection
         .upstream_timer
         .within(context.settings.upstream_timeout, sending)
@@ -268,16 +297,17 @@ fn check_request(
     Ok(())
 }
 
-/// Rewrites the client's request into the upstream request and the fields
-/// to add to it, with what its head holds.
+/// Rewrites the client's request into the upstream request (its body
+/// wrapped by `wrap_body`) and the fields to add to it, with what its head
+/// holds; `lines`: the request's fields as the lane read them.
 fn upstream_request(
     settings: &ForwardSettings,
     forwarded_for: &HeaderValue,
     request: Request<ClientBody>,
+    lines: Option<&mut RequestLines>,
     fields: &RequestFields,
     request_id: &HeaderValue,
-    exchange: Arc<Exchange>,
-    tap: Option<(RequestTap, Arc<PayloadContext>)>,
+    wrap_body: impl FnOnce(ClientBody) -> RequestBody,
 ) -> Result<(Request<RequestBody>, AddedFields, HeadFacts), ProxyError> {
     let (mut parts, body) = request.into_parts();
     // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
@@ -296,24 +326,36 @@ fn upstream_request(
         .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     parts.version = settings.upstream_version;
     let keep_upgrade = fields.upgrade && settings.upstream_version == Version::HTTP_11;
-    if fields.hop_by_hop || keep_upgrade {
-        headers::remove_present_hop_by_hop(&mut parts.headers, keep_upgrade);
-        // Connection may have named Host itself.
-        has_host = parts.headers.contains_key(HOST);
-    }
+    let added = match lines {
+        // Hop-by-hop lines are left out with the replaced ones; Connection
+        // names no other field here.
+        Some(lines) => AddedFields::for_lines(
+            lines,
+            fields,
+            settings.forwarded_headers,
+            forwarded_for,
+            request_id,
+        ),
+        None => {
+            if fields.hop_by_hop || keep_upgrade {
+                headers::remove_present_hop_by_hop(&mut parts.headers, keep_upgrade);
+                // Connection may have named Host itself.
+                has_host = parts.headers.contains_key(HOST);
+            }
+            AddedFields::new(
+                &mut parts.headers,
+                fields,
+                settings.forwarded_headers,
+                forwarded_for,
+                request_id,
+            )
+        }
+    };
     let facts = HeadFacts {
         has_host,
         upgrade: keep_upgrade,
     };
-    let added = AddedFields::new(
-        &mut parts.headers,
-        fields,
-        settings.forwarded_headers,
-        forwarded_for,
-        request_id,
-    );
-    let body = RequestBody::new(body, exchange, settings.max_body_bytes, tap);
-    Ok((Request::from_parts(parts, body), added, facts))
+    Ok((Request::from_parts(parts, wrap_body(body)), added, facts))
 }
 
 fn classify_client_error(

@@ -13,9 +13,11 @@
 use std::net::IpAddr;
 
 use http::header::{
-    GetAll, HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TE,
-    TRANSFER_ENCODING, UPGRADE,
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TE, TRANSFER_ENCODING,
+    UPGRADE,
 };
+
+use super::lane::RequestLines;
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -91,6 +93,28 @@ impl RequestFields {
             fields.request_id = None;
         }
         fields
+    }
+}
+
+impl RequestFields {
+    /// What the lane noted of a request's lines; the lane takes no request
+    /// with Transfer-Encoding, Upgrade or a Content-Length list, so its
+    /// framing is never ambiguous and it never upgrades.
+    pub fn from_lines(lines: &RequestLines) -> RequestFields {
+        let request_id = lines
+            .only_request_id
+            .and_then(|span| HeaderValue::from_maybe_shared(lines.lines.slice(span.range())).ok());
+        RequestFields {
+            request_id: request_id.filter(well_formed_id),
+            content_length: lines.content_length,
+            ambiguous_framing: false,
+            upgrade: false,
+            has_host: lines.has_host,
+            hop_by_hop: lines.hop_by_hop != 0,
+            has_forwarded_for: lines.forwarded_for != 0,
+            has_forwarded_proto: lines.has_forwarded_proto,
+            has_request_id: lines.request_id != 0,
+        }
     }
 }
 
@@ -210,8 +234,40 @@ impl AddedFields {
             return added;
         }
         added.forwarded_for = Some(if fields.has_forwarded_for {
-            let joined = joined_forwarded_for(headers.get_all(&X_FORWARDED_FOR), client);
+            let given = headers.get_all(&X_FORWARDED_FOR);
+            let joined = joined_forwarded_for(given.iter().map(HeaderValue::as_bytes), client);
             headers.remove(&X_FORWARDED_FOR);
+            joined
+        } else {
+            client.clone()
+        });
+        added.forwarded_proto = !fields.has_forwarded_proto;
+        added
+    }
+
+    /// [`AddedFields::new`] for a request whose fields are the lane's
+    /// lines: the lines the added fields replace, and the hop-by-hop ones,
+    /// are marked to be left out instead of removed from a map.
+    pub fn for_lines(
+        lines: &mut RequestLines,
+        fields: &RequestFields,
+        forwarded: bool,
+        client: &HeaderValue,
+        request_id: &HeaderValue,
+    ) -> AddedFields {
+        let mut added = AddedFields::default();
+        lines.left_out = lines.hop_by_hop;
+        if fields.request_id.is_none() {
+            lines.left_out |= lines.request_id;
+            added.request_id = Some(request_id.clone());
+        }
+        if !forwarded {
+            return added;
+        }
+        added.forwarded_for = Some(if lines.forwarded_for != 0 {
+            let given = lines.lines.fields(lines.forwarded_for);
+            let joined = joined_forwarded_for(given.map(|(_, value, _)| value), client);
+            lines.left_out |= lines.forwarded_for;
             joined
         } else {
             client.clone()
@@ -245,13 +301,20 @@ impl AddedFields {
 /// list, joined into one list (RFC 9110 §5.3: field lines of one name
 /// combine in order, separated by commas) with `client` appended. A value
 /// that is blank or not visible ASCII is left out.
-fn joined_forwarded_for(given: GetAll<'_, HeaderValue>, client: &HeaderValue) -> HeaderValue {
+fn joined_forwarded_for<'a>(
+    given: impl Iterator<Item = &'a [u8]>,
+    client: &HeaderValue,
+) -> HeaderValue {
     let mut joined = Vec::new();
     for value in given {
-        let Some(value) = value.to_str().ok().map(str::trim).filter(|v| !v.is_empty()) else {
+        let value = value.trim_ascii();
+        let visible = value
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
+        if value.is_empty() || !visible {
             continue;
-        };
-        joined.extend_from_slice(value.as_bytes());
+        }
+        joined.extend_from_slice(value);
         joined.extend_from_slice(b", ");
     }
     if joined.is_empty() {

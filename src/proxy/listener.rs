@@ -224,7 +224,7 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for ForwardService {
     }
 
     fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> ForwardFuture {
-        let forwarding = self.client.forward(request.map(ClientBody::from));
+        let forwarding = self.client.forward(request.map(ClientBody::from), None);
         Box::pin(async move { Ok(super::forward::into_header_map(forwarding.await)) })
     }
 }

@@ -51,6 +51,7 @@ pub mod deadline;
 pub mod direct;
 pub mod error;
 pub mod exchange;
+pub mod field_lines;
 pub mod forward;
 pub mod framing;
 pub mod headers;

@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use super::body::RequestBody;
 use super::direct::{self, Connection, DirectBody, DirectError, PinnedUpstream};
 use super::headers::AddedFields;
+use super::lane::RequestLines;
 
 /// What the upstream request's head holds, noted while the forward path
 /// rewrote it, so the way is chosen without looking its fields up again.
@@ -103,8 +104,15 @@ impl Upstream {
         }
     }
 
+    /// Whether HTTP/1.1 requests may go on the client connection's own
+    /// upstream connection (the upstream speaks HTTP/1.1).
+    pub fn pins(&self) -> bool {
+        self.pin
+    }
+
     /// Sends `request` (its URI the origin-form target, see
-    /// [`super::set_upstream_target`]) with the `added` fields on the client
+    /// [`super::set_upstream_target`]), its fields the `lines` the lane read
+    /// (less those marked left out) when given, with the `added` fields on the client
     /// connection's pinned upstream connection when it can carry it and is
     /// free, on the shared pool otherwise.
     ///
@@ -116,6 +124,7 @@ impl Upstream {
         &'a self,
         pinned: &Arc<PinnedUpstream>,
         mut request: Request<RequestBody>,
+        lines: Option<&'a RequestLines>,
         added: &'a AddedFields,
         facts: HeadFacts,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a {
@@ -126,9 +135,13 @@ impl Upstream {
                         request.headers_mut().insert(HOST, host.clone());
                     }
                 }
-                let exchange = direct::exchange(lease, idle, request, added, || self.connect());
+                let exchange =
+                    direct::exchange(lease, idle, request, lines, added, || self.connect());
                 return Way::Left(exchange.map_ok(|response| response.map(Either::Right)));
             }
+        }
+        if let Some(lines) = lines {
+            lines.lines.append_to(request.headers_mut(), lines.left_out);
         }
         added.insert_into(request.headers_mut());
         // The pool picks its connection by the URI's scheme and authority.

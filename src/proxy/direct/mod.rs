@@ -35,6 +35,7 @@ use http::{Method, Request};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::field_lines;
 /// Positions of parsed head pieces, as the lane's request reader keeps them.
 pub(crate) use super::lane::Span;
 pub use error::DirectError;

@@ -1,12 +1,9 @@
-//! The upstream's header section kept as the bytes it came in.
+//! The upstream's response fields kept as the lines they came in.
 //!
-//! A response head read on the direct path is, most of the time, written
-//! straight back out by the lane. Turning its fields into a `HeaderMap` (a
-//! name lookup, a value check and a table insertion per field, a second pass
-//! for the hop-by-hop fields and the request id, then freeing it all) only to
-//! encode them again was the costliest step of a small response. A
-//! [`RawFields`] keeps the head's bytes and marks the lines that are not
-//! forwarded; the lane copies the others as they came, and a client
+//! Most responses on the direct path are written straight back out by the
+//! lane, so their fields are not turned into a map (see
+//! [`super::field_lines`] for why): a [`RawFields`] marks the lines that are
+//! not forwarded, the lane copies the others as they came, and a client
 //! connection served by hyper, which writes heads from a map, gets one built
 //! from them ([`RawFields::append_to`]).
 //!
@@ -17,62 +14,14 @@
 //! option the map path keeps). Other heads get a map, as before.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 
+use super::field_lines::{bit, FieldKind, FieldLines, MAX_LINES};
 use super::response_head::MAX_HEADERS;
 use super::Span;
 
-// One bit per field line.
-const _: () = assert!(MAX_HEADERS <= 128);
-
-/// What a field name means to the forward path. Names are compared without
-/// regard to case (RFC 9110 §5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldKind {
-    ContentLength,
-    TransferEncoding,
-    Connection,
-    /// The other hop-by-hop fields: Keep-Alive, Proxy-Connection, Upgrade.
-    HopByHop,
-    Te,
-    Date,
-    ContentType,
-    RequestId,
-    Other,
-}
-
-impl FieldKind {
-    /// `name` is a token (RFC 9110 §5.6.2), as httparse has checked.
-    pub fn of(name: &[u8]) -> FieldKind {
-        let is = |known: &[u8]| is_token_ignoring_case(name, known);
-        match name.len() {
-            2 if is(b"te") => FieldKind::Te,
-            4 if is(b"date") => FieldKind::Date,
-            7 if is(b"upgrade") => FieldKind::HopByHop,
-            10 if is(b"connection") => FieldKind::Connection,
-            10 if is(b"keep-alive") => FieldKind::HopByHop,
-            12 if is(b"content-type") => FieldKind::ContentType,
-            12 if is(b"x-request-id") => FieldKind::RequestId,
-            14 if is(b"content-length") => FieldKind::ContentLength,
-            16 if is(b"proxy-connection") => FieldKind::HopByHop,
-            17 if is(b"transfer-encoding") => FieldKind::TransferEncoding,
-            _ => FieldKind::Other,
-        }
-    }
-}
-
-/// Whether the token `name` is `known` (lowercase letters and `-`) in any
-/// case. Setting bit 0x20 lowercases a letter and turns no other token byte
-/// into a lowercase letter or `-` (only CR, which no token holds, becomes
-/// `-`), so one OR and compare per byte decide it, with no branch per byte.
-fn is_token_ignoring_case(name: &[u8], known: &[u8]) -> bool {
-    name.len() == known.len()
-        && name
-            .iter()
-            .zip(known)
-            .fold(0, |differ, (&byte, &want)| differ | ((byte | 0x20) ^ want))
-            == 0
-}
+// One mask bit per field line.
+const _: () = assert!(MAX_HEADERS <= MAX_LINES);
 
 /// What the parse learned of each field line, by the line's index.
 #[derive(Debug, Default, Clone, Copy)]
@@ -88,10 +37,11 @@ pub struct LineMarks {
 
 impl LineMarks {
     pub(crate) fn note(&mut self, line: usize, kind: FieldKind, value: Span) {
-        let bit = 1u128 << line;
+        let bit = bit(line);
         match kind {
             FieldKind::Connection
             | FieldKind::TransferEncoding
+            | FieldKind::Upgrade
             | FieldKind::HopByHop
             | FieldKind::Te
             | FieldKind::RequestId => self.dropped |= bit,
@@ -100,7 +50,7 @@ impl LineMarks {
                 self.content_type.get_or_insert(value);
             }
             FieldKind::Date => self.has_date = true,
-            FieldKind::Other => {}
+            _ => {}
         }
     }
 }
@@ -109,10 +59,7 @@ impl LineMarks {
 /// proxy leaves out marked.
 #[derive(Debug)]
 pub struct RawFields {
-    /// The whole head, status line and final CRLF included.
-    head: Bytes,
-    /// Where the first field line starts (just past the status line).
-    first_line: u32,
+    lines: FieldLines,
     marks: LineMarks,
     /// The Content-Length all copies agree on.
     content_length: Option<u64>,
@@ -129,10 +76,8 @@ impl RawFields {
         marks: LineMarks,
         content_length: Option<u64>,
     ) -> Self {
-        debug_assert!(head.ends_with(b"\r\n\r\n"));
         RawFields {
-            head,
-            first_line: first_line as u32,
+            lines: FieldLines::new(head, first_line),
             marks,
             content_length,
             request_id: None,
@@ -140,7 +85,9 @@ impl RawFields {
     }
 
     pub fn content_type(&self) -> Option<&[u8]> {
-        self.marks.content_type.map(|span| &self.head[span.range()])
+        self.marks
+            .content_type
+            .map(|span| &self.lines.bytes()[span.range()])
     }
 
     pub fn has_date(&self) -> bool {
@@ -160,36 +107,15 @@ impl RawFields {
         self.request_id.as_ref()
     }
 
-    /// The field lines, CRLF included, without the final empty line.
-    fn block(&self) -> &[u8] {
-        &self.head[self.first_line as usize..self.head.len() - 2]
-    }
-
     /// Appends the forwarded field lines and the request id;
     /// `keep_length`: whether Content-Length lines go too.
     pub fn write_to(&self, out: &mut Vec<u8>, keep_length: bool) {
-        let block = self.block();
         let left_out = if keep_length {
             self.marks.dropped
         } else {
             self.marks.dropped | self.marks.length
         };
-        if left_out == 0 {
-            out.extend_from_slice(block);
-        } else {
-            // Runs of kept lines go in one copy each.
-            let mut run_start = 0;
-            let mut line_start = 0;
-            for (line, end) in memchr::memchr_iter(b'\n', block).enumerate() {
-                let next = end + 1;
-                if left_out & (1u128 << line) != 0 {
-                    out.extend_from_slice(&block[run_start..line_start]);
-                    run_start = next;
-                }
-                line_start = next;
-            }
-            out.extend_from_slice(&block[run_start..]);
-        }
+        self.lines.write_to(out, left_out);
         if let Some(request_id) = &self.request_id {
             out.extend_from_slice(b"x-request-id: ");
             out.extend_from_slice(request_id.as_bytes());
@@ -200,32 +126,7 @@ impl RawFields {
     /// Appends the forwarded fields to `map`, repeated ones in order, each
     /// value sharing the head's bytes. The request id is the caller's to add.
     pub fn append_to(&self, map: &mut HeaderMap) {
-        let start = self.first_line as usize;
-        let block = self.block();
-        let mut line_start = 0;
-        for (line, end) in memchr::memchr_iter(b'\n', block).enumerate() {
-            let text = &block[line_start..end - 1];
-            let offset = start + line_start;
-            line_start = end + 1;
-            if self.marks.dropped & (1u128 << line) != 0 {
-                continue;
-            }
-            let Some(colon) = memchr::memchr(b':', text) else {
-                continue;
-            };
-            let value = text[colon + 1..].trim_ascii();
-            let value_start = offset + (value.as_ptr() as usize - text.as_ptr() as usize);
-            // The parse accepted both (httparse checks names and values as
-            // the map's types do), so neither fails.
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(&text[..colon]),
-                HeaderValue::from_maybe_shared(
-                    self.head.slice(value_start..value_start + value.len()),
-                ),
-            ) {
-                map.append(name, value);
-            }
-        }
+        self.lines.append_to(map, self.marks.dropped);
     }
 }
 
@@ -254,23 +155,6 @@ mod tests {
         let mut out = Vec::new();
         raw.write_to(&mut out, keep_length);
         String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn names_are_known_whatever_their_case() {
-        assert_eq!(FieldKind::of(b"Content-Length"), FieldKind::ContentLength);
-        assert_eq!(FieldKind::of(b"TE"), FieldKind::Te);
-        assert_eq!(FieldKind::of(b"X-Request-ID"), FieldKind::RequestId);
-        assert_eq!(FieldKind::of(b"Keep-Alive"), FieldKind::HopByHop);
-        assert_eq!(FieldKind::of(b"PROXY-CONNECTION"), FieldKind::HopByHop);
-        assert_eq!(FieldKind::of(b"upgrade"), FieldKind::HopByHop);
-        assert_eq!(FieldKind::of(b"Content-Typo"), FieldKind::Other);
-        assert_eq!(FieldKind::of(b"dates"), FieldKind::Other);
-        // Token bytes next to letters and `-` in the table stay unequal.
-        assert_eq!(FieldKind::of(b"content_length"), FieldKind::Other);
-        assert_eq!(FieldKind::of(b"Content^Length"), FieldKind::Other);
-        assert_eq!(FieldKind::of(b"t~"), FieldKind::Other);
-        assert_eq!(FieldKind::of(b"D@te"), FieldKind::Other);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
 use super::error::DirectError;
-use super::raw_fields::{FieldKind, LineMarks, RawFields};
+use super::field_lines::FieldKind;
+use super::raw_fields::{LineMarks, RawFields};
 use super::Span;
 
 /// Most header fields accepted in one head or trailer section (hyper's

@@ -19,6 +19,7 @@ use super::response_head::{self, Fields, Framing, ResponseHead};
 use super::{request_head, Connection, Lease};
 use crate::proxy::body::RequestBody;
 use crate::proxy::headers::AddedFields;
+use crate::proxy::lane::RequestLines;
 use crate::proxy::upstream::UpstreamError;
 
 /// Room for a typical request head and a small body in the first write.
@@ -27,7 +28,8 @@ const FIRST_WRITE_CAPACITY: usize = 1024;
 /// first chunk is written on its own.
 const COALESCE_MAX: usize = 16 * 1024;
 
-/// Sends `request` with the `added` fields on the leased connection (`idle`,
+/// Sends `request` (its fields the `lines`, when given, then its map's)
+/// with the `added` fields on the leased connection (`idle`,
 /// or a new one from `connect`) and returns the response once its head has
 /// arrived.
 ///
@@ -38,6 +40,7 @@ pub async fn exchange<C, F>(
     lease: Lease,
     idle: Option<Connection>,
     request: Request<RequestBody>,
+    lines: Option<&RequestLines>,
     added: &AddedFields,
     connect: C,
 ) -> Result<Response<DirectBody>, UpstreamError>
@@ -50,7 +53,7 @@ where
     let (request_was_head, mut first_write, body) = {
         let (parts, body) = request.into_parts();
         let mut first_write = Vec::with_capacity(FIRST_WRITE_CAPACITY);
-        request_head::encode(&parts, added, &mut first_write);
+        request_head::encode(&parts, lines, added, &mut first_write);
         (parts.method == Method::HEAD, first_write, body)
     };
     let mut upload = Upload {

@@ -41,6 +41,7 @@ use http_body_util::Either;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 pub use replay::Replay;
+pub use request::RequestLines;
 pub(crate) use request::Span;
 
 use self::request::{HandoffReason, LaneRequest, Parsed};
@@ -48,6 +49,7 @@ use super::activity::ConnActivity;
 use super::client_body::ClientBody;
 use super::direct::PinnedUpstream;
 use super::error::{json_error, panic_response};
+use super::field_lines;
 use super::forward::{forward, ProxyContext, ProxyResponseBody};
 use crate::shutdown::ShutdownSignal;
 use crate::telemetry;
@@ -74,10 +76,12 @@ pub struct ClientConnection {
 }
 
 impl ClientConnection {
-    /// Forwards one request of this connection.
+    /// Forwards one request of this connection; `lines`: its fields as the
+    /// lane read them (the request's own map is then empty).
     pub fn forward(
         &self,
         request: http::Request<ClientBody>,
+        lines: Option<Box<RequestLines>>,
     ) -> impl std::future::Future<Output = http::Response<super::forward::ProxyResponseBody>>
            + Send
            + 'static {
@@ -87,6 +91,7 @@ impl ClientConnection {
             self.activity.clone(),
             self.pinned.clone(),
             request,
+            lines,
         )
     }
 }
@@ -115,7 +120,7 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(
     let drained = drain_signal.recv();
     tokio::pin!(drained);
     let mut slot = ForwardSlot {
-        start: |request| client.forward(request),
+        start: |request, lines| client.forward(request, lines),
         future: None,
     };
     loop {
@@ -189,11 +194,15 @@ struct ForwardSlot<S, F> {
 
 impl<S, F> ForwardSlot<S, F>
 where
-    S: Fn(http::Request<ClientBody>) -> F,
+    S: Fn(http::Request<ClientBody>, Option<Box<RequestLines>>) -> F,
 {
     /// Puts the forwarding of `request` in the slot, dropping the last one.
-    fn start(&mut self, request: http::Request<ClientBody>) -> Pin<&mut F> {
-        let future = (self.start)(request);
+    fn start(
+        &mut self,
+        request: http::Request<ClientBody>,
+        lines: Box<RequestLines>,
+    ) -> Pin<&mut F> {
+        let future = (self.start)(request, Some(lines));
         match &mut self.future {
             Some(boxed) => {
                 boxed.set(future);
@@ -221,13 +230,13 @@ async fn exchange<T, S, F>(
 ) -> io::Result<bool>
 where
     T: AsyncRead + AsyncWrite + Unpin,
-    S: Fn(http::Request<ClientBody>) -> F,
+    S: Fn(http::Request<ClientBody>, Option<Box<RequestLines>>) -> F,
     F: Future<Output = http::Response<ProxyResponseBody>>,
 {
     let close = lane_request.close;
     let head_request = lane_request.request.method() == Method::HEAD;
-    let mut forwarding =
-        AssertUnwindSafe(slot.start(lane_request.request.map(ClientBody::buffered))).catch_unwind();
+    let request = lane_request.request.map(ClientBody::buffered);
+    let mut forwarding = AssertUnwindSafe(slot.start(request, lane_request.fields)).catch_unwind();
     let answer = loop {
         // Reading on while the upstream works notices a client that hangs up
         // (the request is then cancelled, as hyper does without half-close)

@@ -15,21 +15,26 @@
 //!   that asked for them, which is hyper's encoder's rule);
 //! - head and whole body already read: a body still on its way is streamed
 //!   by hyper, so the upstream gets each piece as it arrives (and can answer
-//!   before the end, as a model server rejecting an upload does).
+//!   before the end, as a model server rejecting an upload does);
+//! - every line ends in CRLF, so the fields can be forwarded as the lines
+//!   they came in (see [`super::field_lines`]).
 //!
 //! Anything else is handed to hyper at this message boundary, before any of
 //! its bytes are consumed, so hyper sees the connection exactly as the client
 //! sent it from there on.
 //!
-//! This file needs only `bytes`, `http` and `httparse`, so the fuzz target
-//! `lane_request` includes it as it is.
+//! This file needs only `bytes`, `http`, `httparse` and `memchr` (with
+//! `field_lines.rs`), so the fuzz target `lane_request` includes it as it is.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue};
-use http::{Method, Request, Uri, Version};
+use http::{HeaderMap, Method, Request, Uri, Version};
+
+use super::field_lines::{bit, FieldKind, FieldLines};
 
 /// Most header fields a lane request may carry; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
+// One mask bit per field line.
+const _: () = assert!(MAX_HEADERS <= super::field_lines::MAX_LINES);
 
 /// What the buffered bytes hold.
 // Returned once per request and moved straight into the exchange: boxing the
@@ -64,6 +69,9 @@ pub enum HandoffReason {
     /// The head came without all of its body: the body is streamed, so the
     /// upstream sees it (and may answer) as it arrives.
     BodyPending,
+    /// A line ended by a bare LF, which RFC 9112 §2.2 lets a recipient
+    /// accept; hyper does.
+    BareLf,
     Malformed,
 }
 
@@ -79,6 +87,7 @@ impl HandoffReason {
             HandoffReason::Target => "target",
             HandoffReason::Large => "large",
             HandoffReason::BodyPending => "body_pending",
+            HandoffReason::BareLf => "bare_lf",
             HandoffReason::Malformed => "malformed",
         }
     }
@@ -90,10 +99,44 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 /// A request the lane serves.
 #[derive(Debug)]
 pub struct LaneRequest {
-    /// The request with its whole body.
+    /// The request with its whole body. Its header map is empty: the fields
+    /// are in `fields`.
     pub request: Request<Bytes>,
+    /// Boxed: the request moves through several futures, which copy what it
+    /// holds inline at each step.
+    pub fields: Box<RequestLines>,
     /// The client asked for the connection to close after this exchange.
     pub close: bool,
+}
+
+/// A lane request's fields as the lines they came in, with what the forward
+/// path needs to know of them noted while they were read. Masks have one bit
+/// per line ([`bit`]).
+#[derive(Debug)]
+pub struct RequestLines {
+    pub lines: FieldLines,
+    /// Connection, Keep-Alive and Proxy-Connection lines: hop-by-hop.
+    pub hop_by_hop: u128,
+    pub forwarded_for: u128,
+    pub request_id: u128,
+    /// The value of the only X-Request-Id line, when there is exactly one.
+    pub(crate) only_request_id: Option<Span>,
+    /// Connection names a field besides `close` and `keep-alive`, which
+    /// must be left out too (RFC 9110 §7.6.1): the map path's rules apply.
+    pub connection_names_other: bool,
+    pub has_host: bool,
+    pub has_forwarded_proto: bool,
+    pub content_length: Option<u64>,
+    /// Lines the forward path decided not to send; set by it.
+    pub left_out: u128,
+}
+
+impl RequestLines {
+    /// Appends every field to `map` as it came, hop-by-hop ones included,
+    /// for the parts of the proxy that read a map.
+    pub fn into_map(&self, map: &mut HeaderMap) {
+        self.lines.append_to(map, 0);
+    }
 }
 
 /// Where one piece of a head lies in the buffer it was parsed from, kept
@@ -127,10 +170,25 @@ impl Span {
 struct Head {
     method: Method,
     target: Span,
-    fields: Vec<(HeaderName, Span)>,
+    /// Where the first field line starts.
+    first_line: usize,
+    marks: LineMarks,
     head_len: usize,
     body_len: usize,
     close: bool,
+}
+
+/// What the field lines said, by kind.
+#[derive(Default)]
+struct LineMarks {
+    hop_by_hop: u128,
+    forwarded_for: u128,
+    request_id: u128,
+    only_request_id: Option<Span>,
+    connection_names_other: bool,
+    has_host: bool,
+    has_forwarded_proto: bool,
+    content_length: Option<u64>,
 }
 
 /// Reads the next request from `buffer`, consuming its bytes when it is `Ready`.
@@ -146,7 +204,7 @@ pub fn parse(buffer: &mut BytesMut, max_head_bytes: usize) -> Parsed {
     }
     let head_bytes = buffer.split_to(head.head_len).freeze();
     let body = buffer.split_to(head.body_len).freeze();
-    build(head, &head_bytes, body)
+    build(head, head_bytes, body)
 }
 
 /// Why a head was not read: it is not all there, or it is not the lane's.
@@ -186,33 +244,63 @@ fn read_head(buffer: &[u8], max_head_bytes: usize) -> Result<Head, NotRead> {
         _ => return Err(handoff(HandoffReason::Target)),
     };
 
-    let mut fields = Vec::with_capacity(request.headers.len());
-    let mut body_len = None;
+    // httparse also takes lines ended by a bare LF; those heads are not
+    // forwarded line by line.
+    if !buffer[..head_len].ends_with(b"\r\n\r\n") {
+        return Err(handoff(HandoffReason::BareLf));
+    }
+    let first_line = match request.headers.first() {
+        Some(field) => Span::of(buffer, field.name.as_bytes()).range().start,
+        None => head_len - 2,
+    };
+    let mut marks = LineMarks::default();
     let mut close = false;
-    for field in request.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(field.name.as_bytes()) else {
-            return Err(handoff(HandoffReason::Malformed));
-        };
-        match name {
-            http::header::CONTENT_LENGTH => {
-                let length = content_length(field.value).filter(|_| body_len.is_none());
-                body_len = Some(length.ok_or(handoff(HandoffReason::Malformed))?);
+    for (line, field) in request.headers.iter().enumerate() {
+        let name_start = Span::of(buffer, field.name.as_bytes()).range().start;
+        if buffer[name_start - 2] != b'\r' {
+            return Err(handoff(HandoffReason::BareLf));
+        }
+        match FieldKind::of(field.name.as_bytes()) {
+            FieldKind::ContentLength => {
+                let length = content_length(field.value).filter(|_| marks.content_length.is_none());
+                marks.content_length = Some(length.ok_or(handoff(HandoffReason::Malformed))?);
             }
-            http::header::TRANSFER_ENCODING => return Err(handoff(HandoffReason::Chunked)),
-            http::header::EXPECT => return Err(handoff(HandoffReason::Expect)),
-            http::header::UPGRADE => return Err(handoff(HandoffReason::Upgrade)),
-            http::header::TE => return Err(handoff(HandoffReason::Te)),
-            http::header::CONNECTION => close |= lists_close(field.value),
+            FieldKind::TransferEncoding => return Err(handoff(HandoffReason::Chunked)),
+            FieldKind::Expect => return Err(handoff(HandoffReason::Expect)),
+            FieldKind::Upgrade => return Err(handoff(HandoffReason::Upgrade)),
+            FieldKind::Te => return Err(handoff(HandoffReason::Te)),
+            FieldKind::Connection => {
+                marks.hop_by_hop |= bit(line);
+                for option in field.value.split(|&b| b == b',') {
+                    let option = option.trim_ascii();
+                    if option.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if !(option.is_empty() || option.eq_ignore_ascii_case(b"keep-alive")) {
+                        marks.connection_names_other = true;
+                    }
+                }
+            }
+            FieldKind::HopByHop => marks.hop_by_hop |= bit(line),
+            FieldKind::Host => marks.has_host = true,
+            FieldKind::RequestId => {
+                marks.only_request_id =
+                    (marks.request_id == 0).then(|| Span::of(buffer, field.value));
+                marks.request_id |= bit(line);
+            }
+            FieldKind::ForwardedFor => marks.forwarded_for |= bit(line),
+            FieldKind::ForwardedProto => marks.has_forwarded_proto = true,
             _ => {}
         }
-        fields.push((name, Span::of(buffer, field.value)));
     }
     Ok(Head {
         method,
         target,
-        fields,
+        first_line,
         head_len,
-        body_len: body_len.unwrap_or(0),
+        body_len: marks
+            .content_length
+            .map_or(0, |length| usize::try_from(length).unwrap_or(usize::MAX)),
+        marks,
         close,
     })
 }
@@ -223,12 +311,12 @@ fn handoff(reason: HandoffReason) -> NotRead {
 
 /// RFC 9110 §8.6: `Content-Length = 1*DIGIT`; anything else (a sign, a list,
 /// blanks inside, more digits than fit) is not the lane's.
-fn content_length(value: &[u8]) -> Option<usize> {
+fn content_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 15 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    value.iter().try_fold(0usize, |n, digit| {
-        n.checked_mul(10)?.checked_add(usize::from(digit - b'0'))
+    value.iter().try_fold(0u64, |n, digit| {
+        n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
     })
 }
 
@@ -239,29 +327,32 @@ pub(super) fn lists_close(value: &[u8]) -> bool {
         .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
-fn build(head: Head, bytes: &Bytes, body: Bytes) -> Parsed {
-    let slice = |span: Span| bytes.slice(span.range());
-    let Ok(uri) = Uri::from_maybe_shared(slice(head.target)) else {
+fn build(head: Head, bytes: Bytes, body: Bytes) -> Parsed {
+    let Ok(uri) = Uri::from_maybe_shared(bytes.slice(head.target.range())) else {
         return Parsed::Invalid("the request target is not a valid URI path");
     };
     let mut request = Request::new(body);
-    // Filled in place: a map built beside it would be moved in and the
-    // request's empty one dropped. The fields the forward path adds are
-    // written beside the map, not inserted (`headers::AddedFields`), so it
-    // needs no spare room.
-    let headers = request.headers_mut();
-    headers.reserve(head.fields.len());
-    for (name, span) in head.fields {
-        let Ok(value) = HeaderValue::from_maybe_shared(slice(span)) else {
-            return Parsed::Invalid("a header field value holds a byte that is not allowed");
-        };
-        headers.append(name, value);
-    }
     *request.method_mut() = head.method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
+    let marks = head.marks;
+    let fields = Box::new(RequestLines {
+        lines: FieldLines::new(bytes, head.first_line),
+        hop_by_hop: marks.hop_by_hop,
+        forwarded_for: marks.forwarded_for,
+        request_id: marks.request_id,
+        only_request_id: marks
+            .only_request_id
+            .filter(|_| marks.request_id.count_ones() == 1),
+        connection_names_other: marks.connection_names_other,
+        has_host: marks.has_host,
+        has_forwarded_proto: marks.has_forwarded_proto,
+        content_length: marks.content_length,
+        left_out: 0,
+    });
     Parsed::Ready(LaneRequest {
         request,
+        fields,
         close: head.close,
     })
 }
@@ -303,9 +394,14 @@ mod tests {
         assert_eq!(request.method(), Method::POST);
         assert_eq!(request.uri(), "/predict?x=1");
         assert_eq!(request.version(), Version::HTTP_11);
-        assert_eq!(request.headers()["host"], "m");
-        let repeated: Vec<_> = request.headers().get_all("x-a").iter().collect();
+        assert!(request.headers().is_empty(), "the fields stay lines");
+        let mut map = HeaderMap::new();
+        lane.fields.into_map(&mut map);
+        assert_eq!(map["host"], "m");
+        let repeated: Vec<_> = map.get_all("x-a").iter().collect();
         assert_eq!(repeated, ["1", "2"]);
+        assert_eq!(lane.fields.content_length, Some(7));
+        assert!(lane.fields.has_host);
         assert_eq!(request.body(), "{\"a\":1}");
         assert!(!lane.close);
         assert_eq!(&rest[..], b"GET / HTTP/1.1\r\n");
@@ -317,6 +413,28 @@ mod tests {
         assert!(lane.close);
         let (lane, _) = ready(b"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n");
         assert!(!lane.close);
+    }
+
+    #[test]
+    fn the_lines_the_forward_path_replaces_or_drops_are_marked() {
+        let (lane, _) = ready(
+            b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nX-Forwarded-For: 1.1.1.1\r\n\
+              Keep-Alive: 5\r\nX-Request-Id: abc\r\nProxy-Connection: x\r\n\
+              x-forwarded-for: 2.2.2.2\r\nX-Forwarded-Proto: https\r\n\r\n",
+        );
+        let fields = &lane.fields;
+        assert_eq!(fields.hop_by_hop, bit(0) | bit(2) | bit(4));
+        assert_eq!(fields.forwarded_for, bit(1) | bit(5));
+        assert_eq!(fields.request_id, bit(3));
+        let id = fields.only_request_id.unwrap();
+        assert_eq!(&fields.lines.bytes()[id.range()], b"abc");
+        assert!(fields.has_forwarded_proto && !fields.has_host);
+        assert!(!fields.connection_names_other);
+
+        let (lane, _) = ready(b"GET / HTTP/1.1\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\r\n");
+        assert!(lane.fields.only_request_id.is_none());
+        let (lane, _) = ready(b"GET / HTTP/1.1\r\nConnection: close, x-trace\r\n\r\n");
+        assert!(lane.fields.connection_names_other && lane.close);
     }
 
     #[test]
@@ -367,6 +485,10 @@ mod tests {
             (b"CONNECT m:443 HTTP/1.1\r\n\r\n", Target),
             (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Http2),
             (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", Malformed),
+            (b"GET / HTTP/1.1\r\nA: 1\nB: 2\r\n\r\n", BareLf),
+            (b"GET / HTTP/1.1\nA: 1\r\n\r\n", BareLf),
+            (b"GET / HTTP/1.1\r\nA: 1\n\n", BareLf),
+            (b"GET / HTTP/1.1\n\n", BareLf),
         ] {
             assert_eq!(
                 handoff_reason(wire),
