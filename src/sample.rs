@@ -159,7 +159,12 @@ pub enum ClientChoice {
 
 impl ClientChoice {
     pub fn from_headers(headers: &http::HeaderMap) -> Self {
-        match headers.get(SAMPLE_HEADER).map(|v| v.as_bytes()) {
+        Self::from_value(headers.get(SAMPLE_HEADER).map(|v| v.as_bytes()))
+    }
+
+    /// The choice an `x-magma-sample` value (or its absence) makes.
+    pub fn from_value(value: Option<&[u8]>) -> Self {
+        match value {
             Some(v) if v.eq_ignore_ascii_case(b"always") => ClientChoice::Always,
             Some(v) if v.eq_ignore_ascii_case(b"never") => ClientChoice::Never,
             _ => ClientChoice::Default,

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 
-/// (upstream connection number, method, path) of each request it read.
-type RequestLog = Arc<Mutex<Vec<(usize, String, String)>>>;
+/// (upstream connection number, method, path, head) of each request it read.
+type RequestLog = Arc<Mutex<Vec<(usize, String, String, String)>>>;
 
 /// The raw answer of each route. (hyper, serving the client, passes on
 /// only the trailer fields the response declares in `Trailer`.)
@@ -53,7 +53,7 @@ fn wire_upstream() -> (SocketAddr, RequestLog) {
 fn serve_wire(
     connection: usize,
     mut stream: TcpStream,
-    seen: &Mutex<Vec<(usize, String, String)>>,
+    seen: &Mutex<Vec<(usize, String, String, String)>>,
 ) {
     let mut buffer = Vec::new();
     loop {
@@ -68,7 +68,7 @@ fn serve_wire(
         let path = request_line.next().unwrap_or("").to_string();
         seen.lock()
             .unwrap()
-            .push((connection, method, path.clone()));
+            .push((connection, method, path.clone(), head.clone()));
         if path == "/early" {
             let _ = stream.write_all(wire_answer(&path));
             std::thread::sleep(Duration::from_secs(3));
@@ -105,8 +105,8 @@ fn connections_for(log: &RequestLog, path: &str) -> Vec<usize> {
     log.lock()
         .unwrap()
         .iter()
-        .filter(|(_, _, p)| p == path)
-        .map(|(connection, _, _)| *connection)
+        .filter(|(_, _, p, _)| p == path)
+        .map(|(connection, _, _, _)| *connection)
         .collect()
 }
 
@@ -237,6 +237,56 @@ fn the_upstream_reason_phrase_reaches_the_client() {
         "{}",
         String::from_utf8_lossy(&raw)
     );
+}
+
+#[test]
+fn a_lane_requests_fields_reach_the_upstream_as_the_client_wrote_them() {
+    let (addr, log) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let raw = raw_exchange(
+        sidecar.proxy,
+        b"POST /lines?q=1 HTTP/1.1\r\nHost: m\r\nX-Custom:  Mixed Case  \r\n\
+          Connection: keep-alive, close\r\nx-forwarded-for: 10.0.0.1\r\nKeep-Alive: timeout=5\r\n\
+          X-Request-Id: not valid!\r\nContent-Type: application/json\r\n\
+          X-FORWARDED-FOR: 10.0.0.2\r\nContent-Length: 2\r\n\r\n{}",
+    );
+    let (status, _, _) = split_response(&raw);
+    assert_eq!(status, 200);
+    let head = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, _, path, _)| path == "/lines?q=1")
+        .map(|(_, _, _, head)| head.clone())
+        .expect("the upstream got the request");
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    // The client's own lines, byte for byte, less the hop-by-hop ones and
+    // those the proxy's fields replace; then the proxy's fields.
+    assert_eq!(
+        lines[..5],
+        [
+            "POST /lines?q=1 HTTP/1.1",
+            "Host: m",
+            "X-Custom:  Mixed Case  ",
+            "Content-Type: application/json",
+            "Content-Length: 2",
+        ],
+        "{head}"
+    );
+    assert_eq!(
+        lines[5..7],
+        [
+            "x-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.1",
+            "x-forwarded-proto: http"
+        ],
+        "{head}"
+    );
+    let id = lines[7].strip_prefix("x-request-id: ").expect("a new id");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{head}"
+    );
+    assert_eq!(lines.len(), 8, "{head}");
 }
 
 /// The head's lines in order, names lowercased, without the status line.

@@ -37,6 +37,8 @@ pub enum FieldKind {
     RequestId,
     ForwardedFor,
     ForwardedProto,
+    /// `x-magma-sample`: the client's say on whether its exchange is sampled.
+    Sample,
     Other,
 }
 
@@ -55,6 +57,7 @@ impl FieldKind {
             12 if is(b"content-type") => FieldKind::ContentType,
             12 if is(b"x-request-id") => FieldKind::RequestId,
             14 if is(b"content-length") => FieldKind::ContentLength,
+            14 if is(b"x-magma-sample") => FieldKind::Sample,
             15 if is(b"x-forwarded-for") => FieldKind::ForwardedFor,
             16 if is(b"proxy-connection") => FieldKind::HopByHop,
             17 if is(b"transfer-encoding") => FieldKind::TransferEncoding,
@@ -211,6 +214,7 @@ mod tests {
             FieldKind::ForwardedProto
         );
         assert_eq!(FieldKind::of(b"HOST"), FieldKind::Host);
+        assert_eq!(FieldKind::of(b"X-Magma-Sample"), FieldKind::Sample);
         assert_eq!(FieldKind::of(b"Content-Typo"), FieldKind::Other);
         assert_eq!(FieldKind::of(b"dates"), FieldKind::Other);
         // Token bytes next to letters and `-` in the table stay unequal.

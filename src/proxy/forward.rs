@@ -28,6 +28,7 @@ use super::upgrade;
 use super::upstream::{self, HeadFacts, Upstream, UpstreamError};
 use crate::health::Health;
 use crate::payload::{RequestTap, ResponseTap};
+use crate::sample::ClientChoice;
 use crate::telemetry::label;
 
 /// The body type of every response the proxy returns.
@@ -83,8 +84,8 @@ pub struct ProxyContext {
 ///
 /// `lines`: the request's fields as the lane read them, its header map then
 /// empty. They are forwarded as they came where nothing on the way reads a
-/// map (no payload analysis, an HTTP/1.1 upstream, no field named by
-/// Connection); elsewhere they are put into the map first.
+/// map (an HTTP/1.1 upstream, no field named by Connection); elsewhere they
+/// are put into the map first.
 pub async fn forward(
     context: Arc<ProxyContext>,
     forwarded_for: HeaderValue,
@@ -97,11 +98,7 @@ pub async fn forward(
     let route = label::route(request.uri().path());
     let payload = context.payload.as_ref();
     let mut lines = match lines {
-        Some(lines)
-            if payload.is_none() && context.upstream.pins() && !lines.connection_names_other =>
-        {
-            Some(lines)
-        }
+        Some(lines) if context.upstream.pins() && !lines.connection_names_other => Some(lines),
         Some(lines) => {
             lines.into_map(request.headers_mut());
             None
@@ -116,7 +113,12 @@ pub async fn forward(
         .request_id
         .clone()
         .unwrap_or_else(headers::new_request_id);
-    let sampled = payload.is_some_and(|p| p.sampler.decide(request.headers()));
+    let sampled = payload.is_some_and(|p| {
+        p.sampler.decide_with(match &lines {
+            Some(lines) => ClientChoice::from_value(lines.sample()),
+            None => ClientChoice::from_headers(request.headers()),
+        })
+    });
     let exchange = Arc::new(Exchange::new(
         started,
         route,
@@ -139,9 +141,17 @@ pub async fn forward(
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
     let request_tap = payload.map(|payload| {
         let copy = sampled.then(|| payload.sampler.body_copy(fields.content_length));
-        let tap = RequestTap::for_request(
-            request.uri(),
-            request.headers(),
+        let content_type = match &lines {
+            Some(lines) => lines.content_type(),
+            None => request
+                .headers()
+                .get(CONTENT_TYPE)
+                .map(HeaderValue::as_bytes),
+        };
+        let content_type = content_type.and_then(|v| std::str::from_utf8(v).ok());
+        let tap = RequestTap::new(
+            request.uri().path(),
+            content_type,
             payload.classifier.clone(),
             copy,
         );

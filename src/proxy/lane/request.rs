@@ -127,11 +127,25 @@ pub struct RequestLines {
     pub has_host: bool,
     pub has_forwarded_proto: bool,
     pub content_length: Option<u64>,
+    /// The first Content-Type and `x-magma-sample` values, for payload
+    /// analysis.
+    content_type: Option<Span>,
+    sample: Option<Span>,
     /// Lines the forward path decided not to send; set by it.
     pub left_out: u128,
 }
 
 impl RequestLines {
+    pub fn content_type(&self) -> Option<&[u8]> {
+        self.content_type
+            .map(|span| &self.lines.bytes()[span.range()])
+    }
+
+    /// The value of `x-magma-sample`, if sent.
+    pub fn sample(&self) -> Option<&[u8]> {
+        self.sample.map(|span| &self.lines.bytes()[span.range()])
+    }
+
     /// Appends every field to `map` as it came, hop-by-hop ones included,
     /// for the parts of the proxy that read a map.
     pub fn into_map(&self, map: &mut HeaderMap) {
@@ -189,6 +203,8 @@ struct LineMarks {
     has_host: bool,
     has_forwarded_proto: bool,
     content_length: Option<u64>,
+    content_type: Option<Span>,
+    sample: Option<Span>,
 }
 
 /// Reads the next request from `buffer`, consuming its bytes when it is `Ready`.
@@ -289,6 +305,14 @@ fn read_head(buffer: &[u8], max_head_bytes: usize) -> Result<Head, NotRead> {
             }
             FieldKind::ForwardedFor => marks.forwarded_for |= bit(line),
             FieldKind::ForwardedProto => marks.has_forwarded_proto = true,
+            FieldKind::ContentType => {
+                marks
+                    .content_type
+                    .get_or_insert(Span::of(buffer, field.value));
+            }
+            FieldKind::Sample => {
+                marks.sample.get_or_insert(Span::of(buffer, field.value));
+            }
             _ => {}
         }
     }
@@ -348,6 +372,8 @@ fn build(head: Head, bytes: Bytes, body: Bytes) -> Parsed {
         has_host: marks.has_host,
         has_forwarded_proto: marks.has_forwarded_proto,
         content_length: marks.content_length,
+        content_type: marks.content_type,
+        sample: marks.sample,
         left_out: 0,
     });
     Parsed::Ready(LaneRequest {
@@ -429,10 +455,17 @@ mod tests {
         let id = fields.only_request_id.unwrap();
         assert_eq!(&fields.lines.bytes()[id.range()], b"abc");
         assert!(fields.has_forwarded_proto && !fields.has_host);
+        assert_eq!(fields.content_type(), None);
         assert!(!fields.connection_names_other);
 
-        let (lane, _) = ready(b"GET / HTTP/1.1\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\r\n");
+        let (lane, _) = ready(
+            b"GET / HTTP/1.1\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\
+              Content-Type: application/json\r\nX-Magma-Sample: always\r\n\
+              content-type: text/plain\r\n\r\n",
+        );
         assert!(lane.fields.only_request_id.is_none());
+        assert_eq!(lane.fields.content_type(), Some(&b"application/json"[..]));
+        assert_eq!(lane.fields.sample(), Some(&b"always"[..]));
         let (lane, _) = ready(b"GET / HTTP/1.1\r\nConnection: close, x-trace\r\n\r\n");
         assert!(lane.fields.connection_names_other && lane.close);
     }
