@@ -84,7 +84,7 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let mut buf = BytesMut::from(wire);
-    let head = match response_head::parse(&mut buf, split & 1 == 1) {
+    let head = match response_head::parse(&mut buf, split & 1 == 1, split & 2 == 0) {
         Ok(Some(head)) => head,
         Ok(None) => {
             assert_eq!(buf.len(), wire.len(), "a partial head takes nothing");

@@ -55,13 +55,15 @@ pub enum Fields {
 }
 
 /// Parses a response head at the start of `buf` and takes its bytes out of
-/// it. `Ok(None)`: incomplete, read more (nothing is taken).
+/// it. `Ok(None)`: incomplete, read more (nothing is taken). `keep_lines`:
+/// keep the fields as lines where the head allows it, else build a map.
 ///
 /// Field values are slices of the head's bytes, not copies: the head is
 /// split off the connection's buffer once and each value shares it.
 pub fn parse(
     buf: &mut BytesMut,
     request_was_head: bool,
+    keep_lines: bool,
 ) -> Result<Option<ResponseHead>, DirectError> {
     let mut spans = [FieldSpans::default(); MAX_HEADERS];
     let (length, status, version, reason, field_count) = {
@@ -114,7 +116,7 @@ pub fn parse(
     }
     let framing = facts.framing(status, request_was_head)?;
     let keep_alive = framing != Framing::UntilClose && facts.keeps_alive(version);
-    let fields = if crlf_lines && !facts.names_other_fields && !facts.te {
+    let fields = if keep_lines && crlf_lines && !facts.names_other_fields && !facts.te {
         let first_line = spans
             .first()
             .map_or(length - 2, |span| span.name.range().start);
@@ -293,13 +295,13 @@ mod tests {
 
     fn head(wire: &str) -> ResponseHead {
         let mut buf = BytesMut::from(format!("{wire}NEXT").as_bytes());
-        let head = parse(&mut buf, false).unwrap().expect("complete");
+        let head = parse(&mut buf, false, true).unwrap().expect("complete");
         assert_eq!(&buf[..], b"NEXT", "exactly the head is taken");
         head
     }
 
     fn error(wire: &str) -> String {
-        parse(&mut BytesMut::from(wire.as_bytes()), false)
+        parse(&mut BytesMut::from(wire.as_bytes()), false, true)
             .unwrap_err()
             .to_string()
     }
@@ -329,6 +331,10 @@ mod tests {
             "HTTP/1.1 200 OK\r\nConnection: Keep-Alive, close\r\nContent-Length: 0\r\n\r\n"
         ));
         assert!(kept_raw("HTTP/1.1 204 No Content\r\n\r\n"));
+        // Not asked to: the answer goes to a client served by hyper.
+        let mut plain = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..]);
+        let answer = parse(&mut plain, false, false).unwrap().unwrap();
+        assert!(matches!(answer.fields, Fields::Map(_)));
         for wire in [
             // Connection names a field that must be left out as well.
             "HTTP/1.1 200 OK\r\nConnection: x-trace\r\nX-Trace: 1\r\nContent-Length: 0\r\n\r\n",
@@ -350,9 +356,9 @@ mod tests {
     fn an_incomplete_head_asks_for_more() {
         let wire = b"HTTP/1.1 200 OK\r\nContent-Le";
         let mut partial = BytesMut::from(&wire[..]);
-        assert!(parse(&mut partial, false).unwrap().is_none());
+        assert!(parse(&mut partial, false, true).unwrap().is_none());
         assert_eq!(&partial[..], wire, "nothing is taken from a partial head");
-        assert!(parse(&mut BytesMut::new(), false).unwrap().is_none());
+        assert!(parse(&mut BytesMut::new(), false, true).unwrap().is_none());
     }
 
     #[test]
@@ -387,7 +393,7 @@ mod tests {
         assert_eq!(until_close.framing, Framing::UntilClose);
         assert!(!until_close.keep_alive);
         let mut wire = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"[..]);
-        let to_head = parse(&mut wire, true).unwrap().unwrap();
+        let to_head = parse(&mut wire, true, true).unwrap().unwrap();
         assert_eq!(to_head.framing, Framing::Empty);
     }
 

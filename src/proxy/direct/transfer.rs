@@ -50,6 +50,9 @@ where
 {
     // In a block so the head's parts are gone from this future's state (an
     // `async fn` keeps a local's room until its scope ends).
+    // A request that came as lines is a lane client's, whose writer copies
+    // the response's lines too; a client served by hyper needs a map.
+    let keep_lines = lines.is_some();
     let (request_was_head, mut first_write, body) = {
         let (parts, body) = request.into_parts();
         let mut first_write = Vec::with_capacity(FIRST_WRITE_CAPACITY);
@@ -83,7 +86,7 @@ where
         upload,
         reusable: true,
     };
-    let head = poll_fn(|cx| transfer.poll_head(cx, request_was_head)).await?;
+    let head = poll_fn(|cx| transfer.poll_head(cx, request_was_head, keep_lines)).await?;
     Ok(DirectBody::start(transfer, lease, head))
 }
 
@@ -194,12 +197,13 @@ impl Transfer {
         &mut self,
         cx: &mut Context<'_>,
         request_was_head: bool,
+        keep_lines: bool,
     ) -> Poll<Result<ResponseHead, DirectError>> {
         loop {
             self.poll_upload(cx)?;
             let buf = &mut self.connection.buf;
             if !buf.is_empty() {
-                if let Some(head) = response_head::parse(buf, request_was_head)? {
+                if let Some(head) = response_head::parse(buf, request_was_head, keep_lines)? {
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Poll::Ready(Err(DirectError::Malformed(
                             "101 Switching Protocols without an upgrade request",
