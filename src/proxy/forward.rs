@@ -19,7 +19,7 @@ use super::client_body::ClientBody;
 use super::direct::{PinnedUpstream, RawFields};
 use super::error::{find_source, source_chain, ErrorKind, ProxyError};
 use super::exchange::{Exchange, ExchangeGuard};
-use super::headers::{self, AddedFields, RequestFields, X_REQUEST_ID};
+use super::headers::{self, AddedFields, ClientFields, RequestFields, X_REQUEST_ID};
 use super::lane::RequestLines;
 use super::metrics::{Outcome, RequestMetrics};
 use super::stats::RequestStats;
@@ -336,31 +336,29 @@ fn upstream_request(
         .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     parts.version = settings.upstream_version;
     let keep_upgrade = fields.upgrade && settings.upstream_version == Version::HTTP_11;
-    let added = match lines {
-        // Hop-by-hop lines are left out with the replaced ones; Connection
-        // names no other field here.
-        Some(lines) => AddedFields::for_lines(
-            lines,
-            fields,
-            settings.forwarded_headers,
-            forwarded_for,
-            request_id,
-        ),
+    let given = match lines {
+        // Connection names no other field here: its line and the other
+        // hop-by-hop ones are all that goes.
+        Some(lines) => {
+            lines.left_out = lines.hop_by_hop;
+            ClientFields::Lines(lines)
+        }
         None => {
             if fields.hop_by_hop || keep_upgrade {
                 headers::remove_present_hop_by_hop(&mut parts.headers, keep_upgrade);
                 // Connection may have named Host itself.
                 has_host = parts.headers.contains_key(HOST);
             }
-            AddedFields::new(
-                &mut parts.headers,
-                fields,
-                settings.forwarded_headers,
-                forwarded_for,
-                request_id,
-            )
+            ClientFields::Map(&mut parts.headers)
         }
     };
+    let added = AddedFields::new(
+        given,
+        fields,
+        settings.forwarded_headers,
+        forwarded_for,
+        request_id,
+    );
     let facts = HeadFacts {
         has_host,
         upgrade: keep_upgrade,

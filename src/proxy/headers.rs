@@ -188,6 +188,41 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == PROXY_CONNECTION
 }
 
+/// Where a request's own fields are: the fields the added ones replace are
+/// removed from a map, or marked to be left out among the lane's lines.
+pub enum ClientFields<'a> {
+    Map(&'a mut HeaderMap),
+    Lines(&'a mut RequestLines),
+}
+
+impl ClientFields<'_> {
+    fn drop_request_ids(&mut self) {
+        match self {
+            ClientFields::Map(headers) => drop(headers.remove(&X_REQUEST_ID)),
+            ClientFields::Lines(lines) => lines.left_out |= lines.request_id,
+        }
+    }
+
+    /// The client's X-Forwarded-For lines joined, with `client` appended;
+    /// the lines themselves go.
+    fn take_forwarded_for(&mut self, client: &HeaderValue) -> HeaderValue {
+        match self {
+            ClientFields::Map(headers) => {
+                let given = headers.get_all(&X_FORWARDED_FOR);
+                let joined = joined_forwarded_for(given.iter().map(HeaderValue::as_bytes), client);
+                headers.remove(&X_FORWARDED_FOR);
+                joined
+            }
+            ClientFields::Lines(lines) => {
+                let given = lines.lines.fields(lines.forwarded_for);
+                let joined = joined_forwarded_for(given.map(|(_, value, _)| value), client);
+                lines.left_out |= lines.forwarded_for;
+                joined
+            }
+        }
+    }
+}
+
 /// A client's address as an `X-Forwarded-For` element. Rendered once per
 /// client connection: formatting an address is most of what appending it
 /// costs.
@@ -215,9 +250,10 @@ impl AddedFields {
     /// Decides the added fields for a request whose fields `fields` read:
     /// `client` (from [`forwarded_for`]) appended to `X-Forwarded-For`,
     /// `X-Forwarded-Proto: http` when the client sent none (both only when
-    /// `forwarded`), and `request_id` unless the client's own is kept.
+    /// `forwarded`), and `request_id` unless the client's own is kept. The
+    /// client's fields the added ones replace go from `given`.
     pub fn new(
-        headers: &mut HeaderMap,
+        mut given: ClientFields<'_>,
         fields: &RequestFields,
         forwarded: bool,
         client: &HeaderValue,
@@ -226,7 +262,7 @@ impl AddedFields {
         let mut added = AddedFields::default();
         if fields.request_id.is_none() {
             if fields.has_request_id {
-                headers.remove(&X_REQUEST_ID);
+                given.drop_request_ids();
             }
             added.request_id = Some(request_id.clone());
         }
@@ -234,41 +270,7 @@ impl AddedFields {
             return added;
         }
         added.forwarded_for = Some(if fields.has_forwarded_for {
-            let given = headers.get_all(&X_FORWARDED_FOR);
-            let joined = joined_forwarded_for(given.iter().map(HeaderValue::as_bytes), client);
-            headers.remove(&X_FORWARDED_FOR);
-            joined
-        } else {
-            client.clone()
-        });
-        added.forwarded_proto = !fields.has_forwarded_proto;
-        added
-    }
-
-    /// [`AddedFields::new`] for a request whose fields are the lane's
-    /// lines: the lines the added fields replace, and the hop-by-hop ones,
-    /// are marked to be left out instead of removed from a map.
-    pub fn for_lines(
-        lines: &mut RequestLines,
-        fields: &RequestFields,
-        forwarded: bool,
-        client: &HeaderValue,
-        request_id: &HeaderValue,
-    ) -> AddedFields {
-        let mut added = AddedFields::default();
-        lines.left_out = lines.hop_by_hop;
-        if fields.request_id.is_none() {
-            lines.left_out |= lines.request_id;
-            added.request_id = Some(request_id.clone());
-        }
-        if !forwarded {
-            return added;
-        }
-        added.forwarded_for = Some(if lines.forwarded_for != 0 {
-            let given = lines.lines.fields(lines.forwarded_for);
-            let joined = joined_forwarded_for(given.map(|(_, value, _)| value), client);
-            lines.left_out |= lines.forwarded_for;
-            joined
+            given.take_forwarded_for(client)
         } else {
             client.clone()
         });
@@ -454,7 +456,8 @@ mod tests {
         let fields = RequestFields::read(&headers);
         let id = HeaderValue::from_static("generated");
         let client = forwarded_for(client.parse().unwrap());
-        AddedFields::new(&mut headers, &fields, true, &client, &id).insert_into(&mut headers);
+        AddedFields::new(ClientFields::Map(&mut headers), &fields, true, &client, &id)
+            .insert_into(&mut headers);
         headers
     }
 
@@ -508,11 +511,11 @@ mod tests {
         let fields = RequestFields::read(&headers);
         let client = forwarded_for("::1".parse().unwrap());
         let id = HeaderValue::from_static("generated");
-        let added = AddedFields::new(&mut headers, &fields, true, &client, &id);
+        let added = AddedFields::new(ClientFields::Map(&mut headers), &fields, true, &client, &id);
         let names: Vec<_> = added.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["x-forwarded-for", "x-forwarded-proto"]);
         let off = AddedFields::new(
-            &mut map(&[]),
+            ClientFields::Map(&mut map(&[])),
             &RequestFields::default(),
             false,
             &client,
