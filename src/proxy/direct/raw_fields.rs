@@ -132,23 +132,21 @@ impl RawFields {
 
 #[cfg(test)]
 mod tests {
+    use super::super::response_head::{self, Fields, ResponseHead};
     use super::*;
 
-    /// Marks the lines of `fields` (CRLF-terminated lines) as a parse would.
+    /// The raw fields the parse keeps of a 200 answer with `fields`
+    /// (CRLF-terminated lines).
     fn raw(fields: &str) -> RawFields {
-        let head = format!("HTTP/1.1 200 OK\r\n{fields}\r\n");
-        let first_line = "HTTP/1.1 200 OK\r\n".len();
-        let mut marks = LineMarks::default();
-        let mut at = first_line;
-        for (line, text) in fields.split_inclusive("\r\n").enumerate() {
-            let (name, _) = text.split_once(':').unwrap();
-            let value_start = at + name.len() + 1;
-            let value = head.as_bytes()[value_start..at + text.len() - 2].trim_ascii();
-            let value = Span::of(head.as_bytes(), value);
-            marks.note(line, FieldKind::of(name.as_bytes()), value);
-            at += text.len();
+        let wire = format!("HTTP/1.1 200 OK\r\n{fields}\r\n");
+        let mut buf = bytes::BytesMut::from(wire.as_bytes());
+        match response_head::parse(&mut buf, false, true) {
+            Ok(Some(ResponseHead {
+                fields: Fields::Raw(raw),
+                ..
+            })) => *raw,
+            other => panic!("{wire:?} was not kept as lines: {other:?}"),
         }
-        RawFields::new(Bytes::from(head), first_line, marks, None)
     }
 
     fn written(raw: &RawFields, keep_length: bool) -> String {
