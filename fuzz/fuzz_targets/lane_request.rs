@@ -46,7 +46,7 @@ fn outcome(input: &[u8]) -> Outcome {
             assert!(request.headers().is_empty(), "the fields stay lines");
             check_marks(&lane.fields);
             let mut headers = http::HeaderMap::new();
-            lane.fields.into_map(&mut headers);
+            lane.fields.append_all_to(&mut headers);
             let declared = headers
                 .get(http::header::CONTENT_LENGTH)
                 .map(|v| std::str::from_utf8(v.as_bytes()).unwrap().parse::<usize>().unwrap())

@@ -55,7 +55,10 @@ pub fn raw_fields(body: &ProxyResponseBody) -> Option<&RawFields> {
 }
 
 /// Moves raw fields into the response's header map, for a client connection
-/// served by hyper, which writes heads from the map alone.
+/// served by hyper, which writes heads from the map alone. The direct path
+/// keeps lines only for a request that came as lines (a lane client's), so
+/// this finds none today; it keeps hyper's answers whole whatever that rule
+/// becomes.
 pub fn into_header_map(mut response: Response<ProxyResponseBody>) -> Response<ProxyResponseBody> {
     if let Either::Left(body) = response.body_mut() {
         if let Some(raw) = body.take_raw_fields() {
@@ -100,7 +103,7 @@ pub async fn forward(
     let mut lines = match lines {
         Some(lines) if context.upstream.pins() && !lines.connection_names_other => Some(lines),
         Some(lines) => {
-            lines.into_map(request.headers_mut());
+            lines.append_all_to(request.headers_mut());
             None
         }
         None => None,

@@ -148,7 +148,7 @@ impl RequestLines {
 
     /// Appends every field to `map` as it came, hop-by-hop ones included,
     /// for the parts of the proxy that read a map.
-    pub fn into_map(&self, map: &mut HeaderMap) {
+    pub fn append_all_to(&self, map: &mut HeaderMap) {
         self.lines.append_to(map, 0);
     }
 }
@@ -422,7 +422,7 @@ mod tests {
         assert_eq!(request.version(), Version::HTTP_11);
         assert!(request.headers().is_empty(), "the fields stay lines");
         let mut map = HeaderMap::new();
-        lane.fields.into_map(&mut map);
+        lane.fields.append_all_to(&mut map);
         assert_eq!(map["host"], "m");
         let repeated: Vec<_> = map.get_all("x-a").iter().collect();
         assert_eq!(repeated, ["1", "2"]);
