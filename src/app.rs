@@ -8,6 +8,7 @@ use crate::admin::{self, AdminState};
 use crate::config::{ProxyArgs, UpstreamProtocol};
 use crate::health::Health;
 use crate::proxy::forward::{ForwardSettings, ProxyContext};
+use crate::proxy::forwarding::ForwardingPolicy;
 use crate::proxy::listener::{self, ListenerSettings};
 use crate::proxy::metrics::RequestMetrics;
 use crate::proxy::stats::RequestStats;
@@ -198,7 +199,18 @@ pub async fn serve(
             upstream_version,
             upstream_timeout: args.net.upstream_timeout,
             max_body_bytes: args.net.max_body_bytes,
-            forwarded_headers: !args.net.no_forwarded_headers,
+            forwarding: ForwardingPolicy {
+                enabled: !args.net.no_forwarded_headers,
+                trusted: args.net.trusted_proxies.clone(),
+                allow_underscore: args.net.allow_underscore_headers,
+            },
+            allowed_upgrades: args
+                .net
+                .allowed_upgrades
+                .iter()
+                .map(|protocol| protocol.trim().to_ascii_lowercase())
+                .filter(|protocol| !protocol.is_empty())
+                .collect(),
             model_type: leak(&args.net.model_type),
         },
         metrics: Arc::new(RequestMetrics::new()),
@@ -217,7 +229,6 @@ pub async fn serve(
         idle_timeout: args.net.idle_timeout,
         max_connections: args.net.max_connections,
         drain_timeout: args.net.drain_timeout,
-        http1_lane: !args.net.no_http1_lane,
     };
     let proxy_task = tokio::spawn(listener::serve(
         proxy_listener,

@@ -167,11 +167,22 @@ pub struct NetArgs {
     #[arg(long, env = "MAGMA_MONITOR_NO_FORWARDED_HEADERS")]
     pub no_forwarded_headers: bool,
 
-    /// Serve every client connection with the general HTTP server instead of
-    /// answering plain HTTP/1.1 requests on the lane (same behaviour, more CPU
-    /// per request; for comparison and as a fallback).
-    #[arg(long, env = "MAGMA_MONITOR_NO_HTTP1_LANE")]
-    pub no_http1_lane: bool,
+    /// Protocols a client may switch to with Upgrade (comma separated); other upgrade requests are forwarded as plain requests without Upgrade.
+    #[arg(
+        long,
+        env = "MAGMA_MONITOR_ALLOWED_UPGRADES",
+        value_delimiter = ',',
+        default_value = "websocket"
+    )]
+    pub allowed_upgrades: Vec<String>,
+
+    /// Peers (CIDR ranges, comma separated) whose X-Forwarded-Proto, X-Forwarded-Host and Forwarded fields are passed on; from any other peer they are replaced or removed.
+    #[arg(long, env = "MAGMA_MONITOR_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Forward request header fields whose names contain `_` (dropped by default: CGI/WSGI servers read `X_Forwarded_For` as `X-Forwarded-For`).
+    #[arg(long, env = "MAGMA_MONITOR_ALLOW_UNDERSCORE_HEADERS")]
+    pub allow_underscore_headers: bool,
 
     /// Path polled on the upstream for readiness.
     #[arg(
@@ -222,6 +233,15 @@ fn parse_upstream(text: &str) -> Result<http::Uri, String> {
         return Err(format!("`{text}`: the upstream URL cannot carry a query"));
     }
     Ok(uri)
+}
+
+/// A CIDR range (`10.0.0.0/8`, `::1/128`), or a single address taken as
+/// a range of one.
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not a CIDR range such as 10.0.0.0/8"))
 }
 
 impl NetArgs {

@@ -78,9 +78,15 @@ catalogue! {
     CONNECTION_ERRORS = "magma_connection_errors_total", Counter, None,
         ["kind"],
         "Client connections that ended in an error: header_timeout, header_too_large, protocol, io.";
-    CONNECTION_HANDOFFS = "magma_connection_handoffs_total", Counter, None,
+    REQUESTS_REFUSED = "magma_requests_refused_total", Counter, None,
         ["reason"],
-        "Client connections the HTTP/1.1 lane handed to the general HTTP server, by the first request it did not take: http2, http1_0, chunked, expect, upgrade, te, target, large, body_pending, bare_lf, malformed.";
+        "Requests the proxy answered itself without forwarding them, by reason: framing, transfer_coding, host, method, target, too_large, draining.";
+    TUNNELS = "magma_tunnels_total", Counter, None,
+        ["protocol"],
+        "Connections switched to a tunnelled protocol after the upstream's 101 (protocol: websocket, other).";
+    TUNNELS_OPEN = "magma_tunnels_open", Gauge, None,
+        [],
+        "Tunnelled (upgraded) connections open right now.";
     UPSTREAM_UP = "magma_upstream_up", Gauge, None,
         [],
         "1 when the upstream's health path answered 2xx at the last poll.";

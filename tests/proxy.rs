@@ -316,16 +316,26 @@ fn headers_repeated_kept_hop_by_hop_removed_over(upstream_protocol: &str) {
 }
 
 #[test]
-fn a_host_named_by_connection_gives_way_to_the_upstreams() {
-    // `Connection: host` makes Host hop-by-hop: it is removed, and the
-    // upstream, which HTTP/1.1 requires a Host from, gets its own authority.
+fn connection_options_cannot_remove_end_to_end_fields() {
+    // RFC 9110 section 7.6.1 lets Connection name hop-by-hop fields; a
+    // client naming Host, Content-Length or a forwarding field is ignored
+    // (see docs/security.md), while other named fields go.
     let model = model();
     let url = model.upstream.url();
     let sidecar = Sidecar::start(&url, &[]);
-    let (status, _, _) = post(&sidecar, "/echo", b"x", "Connection: host\r\n");
+    let (status, _, _) = post(
+        &sidecar,
+        "/echo",
+        b"x",
+        "Connection: host, content-length, x-forwarded-for, x-secret\r\nX-Secret: 1\r\n",
+    );
     assert_eq!(status, 200);
     let seen = model.seen().pop().unwrap();
-    assert_eq!(seen.values("host"), [url.trim_start_matches("http://")]);
+    assert_eq!(seen.values("host"), ["model.test"]);
+    assert_eq!(seen.values("content-length"), ["1"]);
+    assert_eq!(seen.values("x-forwarded-for"), ["127.0.0.1"]);
+    assert!(seen.values("x-secret").is_empty());
+    assert_eq!(seen.body, b"x");
 }
 
 #[test]
@@ -485,19 +495,19 @@ fn oversized_bodies_get_413_and_never_reach_the_upstream() {
 }
 
 #[test]
-fn smuggling_attempts_get_400_and_are_not_forwarded() {
+fn smuggling_attempts_are_refused_and_not_forwarded() {
     let model = model();
     let sidecar = Sidecar::start(&model.upstream.url(), &[]);
-    let attempts: [&[u8]; 3] = [
-        b"POST /predict HTTP/1.1\r\nHost: m\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: m\r\n\r\n",
-        b"POST /predict HTTP/1.1\r\nHost: m\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
-        b"POST /predict HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: gzip\r\n\r\nabcd",
+    let attempts: [(&[u8], u16); 3] = [
+        (b"POST /predict HTTP/1.1\r\nHost: m\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400),
+        (b"POST /predict HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: gzip\r\n\r\nabcd", 400),
+        (b"POST /predict HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
     ];
-    for attempt in attempts {
+    for (attempt, expected) in attempts {
         let (status, head, body) = split_response(&raw_exchange(sidecar.proxy, attempt));
         assert_eq!(
             status,
-            400,
+            expected,
             "{}\n{head}\n{}",
             String::from_utf8_lossy(attempt),
             String::from_utf8_lossy(&body)
@@ -516,6 +526,67 @@ fn smuggling_attempts_get_400_and_are_not_forwarded() {
         ),
         Some(3.0)
     );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"magma_requests_refused_total{reason="transfer_coding"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_connection_option_naming_content_length_cannot_smuggle_a_request() {
+    // The body of this request is the text of a second request. Were
+    // Content-Length removed as Connection asks, the upstream would read the
+    // body as a request of its own that the proxy never counted.
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let smuggled = b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n";
+    let mut attack = format!(
+        "POST /echo HTTP/1.1\r\nHost: h\r\nConnection: Content-Length\r\nContent-Length: {}\r\n\r\n",
+        smuggled.len()
+    )
+    .into_bytes();
+    attack.extend_from_slice(smuggled);
+    // A second, innocent request on the same connection.
+    attack.extend_from_slice(b"GET /echo-get HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    let raw = raw_exchange(sidecar.proxy, &attack);
+    assert_eq!(split_response(&raw).0, 200);
+    let metrics = sidecar.wait_for_metric("magma_requests_in_flight", 0.0);
+    let seen = model.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths, ["/echo", "/echo-get"], "{seen:?}");
+    assert_eq!(seen[0].body, smuggled);
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("magma_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted, 2.0, "{metrics}");
+}
+
+#[test]
+fn content_length_beside_transfer_encoding_is_read_by_the_chunks_and_closes() {
+    // RFC 9112 section 6.1: Transfer-Encoding overrides Content-Length, and
+    // the server closes the connection after answering. What follows the
+    // last chunk is never read as a request.
+    let model = model();
+    let sidecar = Sidecar::start(&model.upstream.url(), &[]);
+    let raw = raw_exchange(
+        sidecar.proxy,
+        b"POST /echo HTTP/1.1\r\nHost: m\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: m\r\n\r\n",
+    );
+    let (status, head, _) = split_response(&raw);
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(header(&head, "connection"), ["close"], "{head}");
+    let seen = model.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path, "/echo");
+    assert_eq!(seen[0].body, b"abc");
+    // A chunked upload goes on chunked: hyper frames it from the body.
+    assert!(seen[0].values("content-length").is_empty(), "{seen:?}");
+    assert_eq!(seen[0].values("transfer-encoding"), ["chunked"]);
 }
 
 #[test]

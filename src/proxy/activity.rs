@@ -4,14 +4,22 @@
 //!
 //! The socket is wrapped so every read or write stamps the time; requests hold
 //! a token while they are in flight. A connection is idle when no request is
-//! in flight and no byte has moved for the idle timeout. A request head is
-//! late when its first byte came more than the header timeout ago and its
-//! blank line has not (hyper's own header timeout would also run while a
-//! keep-alive connection merely waits, which is the idle timeout's job).
+//! in flight and no byte has moved for the idle timeout.
+//!
+//! A request head is pending from the moment the connection opens, and from
+//! the first byte read while no request is in flight, until hyper hands the
+//! parsed request to the forwarding service; it is late when that takes
+//! longer than the header timeout. So a client that connects and says
+//! nothing, or trickles a head byte by byte, is cut after the header timeout,
+//! while a keep-alive connection that merely waits for its next request is
+//! the idle timeout's (hyper's own header timeout runs during that wait too).
+//! No byte is parsed here: where a head ends is hyper's to say. An HTTP/2
+//! connection, whose frames flow between requests, has its heads timed by
+//! its first request only.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,7 +28,6 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::deadline::TimerSlot;
-use super::framing::FramingWatcher;
 
 /// Activity of one client connection.
 #[derive(Debug)]
@@ -29,11 +36,11 @@ pub struct ConnActivity {
     opened_ms: u64,
     last_io_ms: AtomicU64,
     in_flight: AtomicUsize,
-    requests: AtomicU64,
-    /// 1 + index of the first request whose framing was ambiguous; 0 for none.
-    ambiguous_request: AtomicU64,
     /// 1 + milliseconds since open when the pending request head began; 0 for none.
     head_started_ms: AtomicU64,
+    /// The connection speaks HTTP/2: reads between requests are frames,
+    /// not the start of a head.
+    http2: AtomicBool,
     /// The timer the connection's requests reuse for the upstream timeout.
     pub upstream_timer: TimerSlot,
 }
@@ -51,9 +58,9 @@ impl ConnActivity {
             opened_ms: coarse_ms(),
             last_io_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
-            ambiguous_request: AtomicU64::new(0),
-            head_started_ms: AtomicU64::new(0),
+            // The first head is pending from the start.
+            head_started_ms: AtomicU64::new(1),
+            http2: AtomicBool::new(false),
             upstream_timer: TimerSlot::default(),
         })
     }
@@ -67,18 +74,27 @@ impl ConnActivity {
         self.last_io_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    /// A token that marks a request in flight until dropped, and whether the
-    /// request's framing on the wire was ambiguous (see `framing`).
-    pub fn request_started(self: &Arc<Self>) -> (InFlightToken, bool) {
+    /// A token that marks a request in flight until dropped; its head is
+    /// complete.
+    pub fn request_started(self: &Arc<Self>, version: http::Version) -> InFlightToken {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let index = self.requests.fetch_add(1, Ordering::Relaxed);
-        let ambiguous = self.ambiguous_request.load(Ordering::Acquire) == index + 1;
-        (InFlightToken(self.clone()), ambiguous)
+        if version == http::Version::HTTP_2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
+        self.head_complete();
+        InFlightToken(self.clone())
     }
 
-    /// A request head has begun and not yet ended: the header timeout runs
-    /// from now (unless it already runs for this head).
-    pub fn head_started(&self) {
+    /// Bytes arrived: with no request in flight on an HTTP/1 connection they
+    /// begin the next head, whose timeout runs from now (unless it already
+    /// runs for this head).
+    fn bytes_read(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0 && !self.http2.load(Ordering::Relaxed) {
+            self.head_started();
+        }
+    }
+
+    fn head_started(&self) {
         let _ = self.head_started_ms.compare_exchange(
             0,
             self.now_ms() + 1,
@@ -88,7 +104,7 @@ impl ConnActivity {
     }
 
     /// No request head is pending: the header timeout does not run.
-    pub fn head_complete(&self) {
+    fn head_complete(&self) {
         self.head_started_ms.store(0, Ordering::Relaxed);
     }
 
@@ -200,76 +216,17 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        let before = buf.filled().len();
         let result = this.inner.poll_read(cx, buf);
         if result.is_ready() {
             this.activity.touch();
-        }
-        result
-    }
-}
-
-pin_project! {
-    /// Reads through a [`FramingWatcher`]: records on the connection's
-    /// activity where a request head is pending (for the header timeout) and
-    /// which request had ambiguous framing. Used where hyper parses the
-    /// requests; the lane reads heads itself and does both on its own.
-    pub struct WatchedIo<T> {
-        #[pin]
-        inner: T,
-        activity: Arc<ConnActivity>,
-        framing: FramingWatcher,
-    }
-}
-
-impl<T> WatchedIo<T> {
-    /// Starts watching at a message boundary. Request indices count from
-    /// here, so the requests the lane served before are not counted.
-    pub fn new(inner: T, activity: Arc<ConnActivity>, max_head: usize) -> Self {
-        activity.requests.store(0, Ordering::Relaxed);
-        Self {
-            inner,
-            activity,
-            framing: FramingWatcher::new(max_head),
-        }
-    }
-}
-
-impl<T: AsyncRead> AsyncRead for WatchedIo<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let result = this.inner.poll_read(cx, buf);
-        if result.is_ready() && !this.framing.is_off() {
-            let heads_before = this.framing.heads_seen();
-            let was_partial = this.framing.in_partial_head();
-            this.framing.feed(&buf.filled()[before..]);
-            if this.framing.in_partial_head() {
-                if !was_partial || this.framing.heads_seen() != heads_before {
-                    // A new head: its timeout runs from now.
-                    this.activity.head_complete();
-                    this.activity.head_started();
-                }
-            } else {
-                this.activity.head_complete();
-            }
-            if let Some(index) = this.framing.first_ambiguous() {
-                let _ = this.activity.ambiguous_request.compare_exchange(
-                    0,
-                    index + 1,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                );
+            if buf.filled().len() > before {
+                this.activity.bytes_read();
             }
         }
         result
     }
 }
-
-delegate_async_write!(WatchedIo);
 
 impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
     fn poll_write(

@@ -14,12 +14,12 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use super::client_body::ClientBody;
-use super::direct::RawFields;
+use hyper::body::Incoming;
+
 use super::exchange::{Exchange, ExchangeGuard};
 use super::metrics::Outcome;
 use super::tap::PayloadContext;
-use super::upstream::UpstreamBody;
+use super::upstream::Lease;
 use crate::payload::RequestTap;
 
 /// Errors a wrapped body reports to its reader.
@@ -41,7 +41,7 @@ pin_project! {
     /// when the body is dropped before its end.
     pub struct RequestBody {
         #[pin]
-        inner: ClientBody,
+        inner: Incoming,
         exchange: Arc<Exchange>,
         limit: u64,
         // Boxed: the body moves with the request through several futures,
@@ -59,7 +59,7 @@ pin_project! {
 
 impl RequestBody {
     pub fn new(
-        inner: ClientBody,
+        inner: Incoming,
         exchange: Arc<Exchange>,
         limit: u64,
         tap: Option<(RequestTap, Arc<PayloadContext>)>,
@@ -133,10 +133,12 @@ impl Body for RequestBody {
 
 pin_project! {
     /// The upstream's response body on its way to the client; finishes the
-    /// exchange's metrics when the last frame has passed (or when dropped early).
+    /// exchange's metrics when the last frame has passed (or when dropped
+    /// early), and gives the upstream connection it came on back then.
     pub struct ResponseBody {
         #[pin]
-        inner: UpstreamBody,
+        inner: Incoming,
+        lease: Option<Lease>,
         // Armed the first time the body has to wait: most answers arrive with
         // their head and never need a timer (nor a clock read to set one).
         stall: Option<Pin<Box<Sleep>>>,
@@ -148,33 +150,34 @@ pin_project! {
 
 impl ResponseBody {
     pub fn new(
-        inner: UpstreamBody,
+        inner: Incoming,
+        lease: Option<Lease>,
         guard: ExchangeGuard,
         stall_timeout: Duration,
         outcome_at_end: Outcome,
     ) -> Self {
         let mut body = Self {
             inner,
+            lease,
             stall: None,
             stall_timeout,
             guard: Some(guard),
             outcome_at_end,
         };
         if body.inner.is_end_stream() {
+            release(&mut body.lease);
             if let Some(guard) = body.guard.take() {
                 guard.finish(body.outcome_at_end);
             }
         }
         body
     }
+}
 
-    /// The upstream's fields when they were kept as they came.
-    pub fn raw_fields(&self) -> Option<&RawFields> {
-        super::upstream::raw_fields(&self.inner)
-    }
-
-    pub fn take_raw_fields(&mut self) -> Option<Box<RawFields>> {
-        super::upstream::take_raw_fields(&mut self.inner)
+/// Gives the upstream connection back after a body that ended cleanly.
+fn release(lease: &mut Option<Lease>) {
+    if let Some(lease) = lease.take() {
+        lease.release();
     }
 }
 
@@ -216,6 +219,7 @@ impl Body for ResponseBody {
                     }
                 }
                 if this.inner.is_end_stream() {
+                    release(this.lease);
                     if let Some(guard) = this.guard.take() {
                         guard.finish(*this.outcome_at_end);
                     }
@@ -230,13 +234,15 @@ impl Body for ResponseBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(error)) => {
+                *this.lease = None;
                 if let Some(guard) = this.guard.take() {
                     guard.error(super::error::ErrorKind::UpstreamUnreachable);
                     guard.finish(Outcome::Error);
                 }
-                Poll::Ready(Some(Err(BodyError::Upstream(error))))
+                Poll::Ready(Some(Err(BodyError::Upstream(Box::new(error)))))
             }
             None => {
+                release(this.lease);
                 if let Some(guard) = this.guard.take() {
                     guard.finish(*this.outcome_at_end);
                 }

@@ -9,6 +9,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use super::headers::X_REQUEST_ID;
+use super::policy::Refusal;
 
 /// Why the proxy answered a request itself.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,13 @@ pub enum ProxyError {
     TooLarge { limit: u64 },
     #[error("{0}")]
     BadRequest(&'static str),
+    /// A request head the proxy does not forward (see `policy`).
+    #[error("{1}")]
+    Refused(Refusal, &'static str),
+    #[error("CONNECT and TRACE are not forwarded (RFC 9110 sections 9.3.6 and 9.3.8)")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    NotImplemented(&'static str),
     #[error("the proxy is shutting down")]
     Draining,
     #[error("internal proxy error: {0}")]
@@ -59,7 +67,9 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::Refused(..) => StatusCode::BAD_REQUEST,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ProxyError::Draining => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -72,7 +82,10 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_) => Some(ErrorKind::UpstreamUnreachable),
             ProxyError::UpstreamTimeout(_) => Some(ErrorKind::Timeout),
             ProxyError::TooLarge { .. } => Some(ErrorKind::TooLarge),
-            ProxyError::BadRequest(_) => Some(ErrorKind::BadRequest),
+            ProxyError::BadRequest(_)
+            | ProxyError::Refused(..)
+            | ProxyError::MethodNotAllowed
+            | ProxyError::NotImplemented(_) => Some(ErrorKind::BadRequest),
             ProxyError::Draining => None,
             ProxyError::Internal(_) => Some(ErrorKind::ProxyError),
         }
@@ -83,15 +96,50 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_) => "upstream_unreachable",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
             ProxyError::TooLarge { .. } => "request_too_large",
-            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::BadRequest(_) | ProxyError::Refused(..) => "bad_request",
+            ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::NotImplemented(_) => "not_implemented",
             ProxyError::Draining => "shutting_down",
             ProxyError::Internal(_) => "proxy_error",
         }
     }
 
+    /// The `reason` label of `magma_requests_refused_total` when the proxy
+    /// answers the request without forwarding it.
+    pub fn refusal(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::Refused(refusal, _) => Some(refusal.label()),
+            ProxyError::MethodNotAllowed => Some(Refusal::Method.label()),
+            ProxyError::NotImplemented(_) => Some(Refusal::TransferCoding.label()),
+            ProxyError::TooLarge { .. } => Some("too_large"),
+            ProxyError::BadRequest(_) => Some("framing"),
+            ProxyError::Draining => Some("draining"),
+            ProxyError::UpstreamUnreachable(_)
+            | ProxyError::UpstreamTimeout(_)
+            | ProxyError::Internal(_) => None,
+        }
+    }
+
     /// The JSON answer for this error.
     pub fn to_response(&self, request_id: &HeaderValue) -> Response<Full<Bytes>> {
-        json_error(self.status(), self.code(), &self.to_string(), request_id)
+        let mut response = json_error(self.status(), self.code(), &self.to_string(), request_id);
+        let headers = response.headers_mut();
+        match self {
+            // A head the proxy will not forward may come from a client that
+            // frames messages unlike hyper: nothing more is read from it.
+            ProxyError::Refused(..) | ProxyError::NotImplemented(_) => {
+                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            ProxyError::MethodNotAllowed => {
+                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                headers.insert(
+                    http::header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }
 

@@ -315,7 +315,7 @@ mod tests {
         let (recorder, handle) = crate::telemetry::build_recorder(&Default::default()).unwrap();
         metrics::with_local_recorder(&recorder, || {
             let exchange = Arc::new(Exchange::new(Instant::now(), "/predict", "magma-8b", false));
-            let (token, _) = ConnActivity::new().request_started();
+            let token = ConnActivity::new().request_started(http::Version::HTTP_11);
             let guard = ExchangeGuard::new(
                 exchange,
                 Arc::new(RequestMetrics::new()),

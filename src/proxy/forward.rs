@@ -1,35 +1,40 @@
 //! The forwarding service: one client request in, one upstream request out.
 //!
-//! The request head is rewritten (hop-by-hop fields removed, forwarding and
-//! request-id headers added, the URI pointed at the upstream), the bodies are
-//! wrapped to be counted, and nothing else changes: the body bytes, the other
-//! headers (repeated ones included) and trailers pass as they came.
+//! hyper has parsed the request and will write the upstream request; this
+//! module decides what passes. The head is checked (`policy`), hop-by-hop
+//! fields are removed (`headers`), the forwarding fields and the request id
+//! are set (`forwarding`), the URI is pointed at the upstream, and the bodies
+//! are wrapped to be counted; nothing else changes. The body bytes, the other
+//! headers (repeated ones included, their names in the case they came in)
+//! and trailers pass as they came. Content-Length and Transfer-Encoding are
+//! never copied from one side to the other: hyper frames each message it
+//! writes from the body it actually sends.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderValue, Request, Response, StatusCode, Version};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
+use hyper::body::Incoming;
 
 use super::activity::ConnActivity;
 use super::body::{RequestBody, ResponseBody};
-use super::client_body::ClientBody;
-use super::direct::{PinnedUpstream, RawFields};
 use super::error::{find_source, source_chain, ErrorKind, ProxyError};
 use super::exchange::{Exchange, ExchangeGuard};
-use super::headers::{self, AddedFields, ClientFields, RequestFields, X_REQUEST_ID};
-use super::lane::RequestLines;
+use super::forwarding::{ForwardingPolicy, Peer};
+use super::headers::{self, options, RequestFields, X_REQUEST_ID};
 use super::metrics::{Outcome, RequestMetrics};
+use super::policy;
 use super::stats::RequestStats;
 use super::tap::PayloadContext;
 use super::upgrade;
-use super::upstream::{self, HeadFacts, Upstream, UpstreamError};
+use super::upstream::{PinnedUpstream, Upstream, UpstreamError};
 use crate::health::Health;
 use crate::payload::{RequestTap, ResponseTap};
 use crate::sample::ClientChoice;
-use crate::telemetry::label;
+use crate::telemetry::{self, label};
 
 /// The body type of every response the proxy returns.
 pub type ProxyResponseBody = Either<ResponseBody, Full<Bytes>>;
@@ -41,35 +46,10 @@ pub struct ForwardSettings {
     pub upstream_version: Version,
     pub upstream_timeout: Duration,
     pub max_body_bytes: u64,
-    pub forwarded_headers: bool,
+    pub forwarding: ForwardingPolicy,
+    /// Protocols a client may switch to (`--allowed-upgrades`), lower case.
+    pub allowed_upgrades: Vec<String>,
     pub model_type: &'static str,
-}
-
-/// The upstream's fields of a response whose head the direct path kept as
-/// it came (its header map holds only what the proxy added, if anything).
-pub fn raw_fields(body: &ProxyResponseBody) -> Option<&RawFields> {
-    match body {
-        Either::Left(body) => body.raw_fields(),
-        Either::Right(_) => None,
-    }
-}
-
-/// Moves raw fields into the response's header map, for a client connection
-/// served by hyper, which writes heads from the map alone. The direct path
-/// keeps lines only for a request that came as lines (a lane client's), so
-/// this finds none today; it keeps hyper's answers whole whatever that rule
-/// becomes.
-pub fn into_header_map(mut response: Response<ProxyResponseBody>) -> Response<ProxyResponseBody> {
-    if let Either::Left(body) = response.body_mut() {
-        if let Some(raw) = body.take_raw_fields() {
-            let headers = response.headers_mut();
-            raw.append_to(headers);
-            if let Some(request_id) = raw.request_id() {
-                headers.insert(X_REQUEST_ID.clone(), request_id.clone());
-            }
-        }
-    }
-    response
 }
 
 /// Everything the forwarding service shares across requests.
@@ -83,44 +63,32 @@ pub struct ProxyContext {
     pub payload: Option<Arc<PayloadContext>>,
 }
 
+/// What the forward path knows of one client connection.
+pub struct ClientConnection {
+    pub context: Arc<ProxyContext>,
+    pub peer: Peer,
+    pub activity: Arc<ConnActivity>,
+    /// The connection's own upstream connection (see `upstream`).
+    pub pinned: Arc<PinnedUpstream>,
+}
+
 /// Forwards one request. Never fails: problems become JSON answers.
-///
-/// `lines`: the request's fields as the lane read them, its header map then
-/// empty. They are forwarded as they came where nothing on the way reads a
-/// map (an HTTP/1.1 upstream, no field named by Connection); elsewhere they
-/// are put into the map first.
 pub async fn forward(
-    context: Arc<ProxyContext>,
-    forwarded_for: HeaderValue,
-    connection: Arc<ConnActivity>,
-    pinned: Arc<PinnedUpstream>,
-    mut request: Request<ClientBody>,
-    lines: Option<Box<RequestLines>>,
+    client: Arc<ClientConnection>,
+    request: Request<Incoming>,
 ) -> Response<ProxyResponseBody> {
     let started = Instant::now();
+    let context = &client.context;
     let route = label::route(request.uri().path());
     let payload = context.payload.as_ref();
-    let mut lines = match lines {
-        Some(lines) if context.upstream.pins() && !lines.connection_names_other => Some(lines),
-        Some(lines) => {
-            lines.append_all_to(request.headers_mut());
-            None
-        }
-        None => None,
-    };
-    let fields = match &lines {
-        Some(lines) => RequestFields::from_lines(lines),
-        None => RequestFields::read(request.headers()),
-    };
+    let fields = RequestFields::read(request.headers());
     let request_id = fields
         .request_id
         .clone()
         .unwrap_or_else(headers::new_request_id);
     let sampled = payload.is_some_and(|p| {
-        p.sampler.decide_with(match &lines {
-            Some(lines) => ClientChoice::from_value(lines.sample()),
-            None => ClientChoice::from_headers(request.headers()),
-        })
+        p.sampler
+            .decide_with(ClientChoice::from_headers(request.headers()))
     });
     let exchange = Arc::new(Exchange::new(
         started,
@@ -128,84 +96,124 @@ pub async fn forward(
         context.settings.model_type,
         sampled,
     ));
-    let (in_flight, ambiguous_framing) = connection.request_started();
-    let mut guard = ExchangeGuard::new(
+    let guard = ExchangeGuard::new(
         exchange.clone(),
         context.metrics.clone(),
         context.stats.clone(),
-        in_flight,
+        client.activity.request_started(request.version()),
     );
 
-    if let Err(error) = check_request(&context, &fields, ambiguous_framing) {
+    let (mut parts, body) = request.into_parts();
+    if let Err(error) = check_request(context, &parts, &fields) {
         return refuse(guard, error, &request_id);
     }
-
-    let wants_upgrade = fields.upgrade;
-    let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
+    let upgrade = allowed_upgrade(&context.settings, &parts, &fields);
+    let client_upgrade = match upgrade {
+        Some(_) => parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+        None => None,
+    };
     let request_tap = payload.map(|payload| {
         let copy = sampled.then(|| payload.sampler.body_copy(fields.content_length));
-        let content_type = match &lines {
-            Some(lines) => lines.content_type(),
-            None => request
-                .headers()
-                .get(CONTENT_TYPE)
-                .map(HeaderValue::as_bytes),
-        };
-        let content_type = content_type.and_then(|v| std::str::from_utf8(v).ok());
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let tap = RequestTap::new(
-            request.uri().path(),
+            parts.uri.path(),
             content_type,
             payload.classifier.clone(),
             copy,
         );
         (tap, payload.clone())
     });
-    let (upstream_request, added, facts) = match upstream_request(
-        &context.settings,
-        &forwarded_for,
-        request,
-        lines.as_deref_mut(),
+    let head_request = parts.method == Method::HEAD;
+    if let Err(error) = upstream_head(
+        context,
+        &client.peer,
+        &mut parts,
         &fields,
         &request_id,
-        |body| {
-            let limit = context.settings.max_body_bytes;
-            RequestBody::new(body, exchange.clone(), limit, request_tap)
-        },
+        upgrade.clone(),
     ) {
-        Ok(request) => request,
-        Err(error) => return refuse(guard, error, &request_id),
-    };
+        return refuse(guard, error, &request_id);
+    }
+    let limit = context.settings.max_body_bytes;
+    let body = RequestBody::new(body, exchange.clone(), limit, request_tap);
+    let upstream_request = Request::from_parts(parts, body);
 
     let sent = Instant::now();
     let inbound_overhead = sent - started;
-    // Pinned here and lent to the deadline: the send future is the largest
-    // part of this one, and each move of it is a copy.
-    let sending = std::pin::pin!(context.upstream.send(
-        &pinned,
-        upstream_request,
-        lines.as_deref(),
-        &added,
-        facts
-    ));
-    let answer = connection
+    let sending = context
+        .upstream
+        .send(&client.pinned, upstream_request, upgrade.is_some());
+    let answer = client
+        .activity
         .upstream_timer
         .within(context.settings.upstream_timeout, sending)
         .await;
     let head_arrived = Instant::now();
-    let response = match answer {
+    let (response, lease) = match answer {
         Err(_) => {
-            return refuse(
+            return fail(
                 guard,
                 ProxyError::UpstreamTimeout(context.settings.upstream_timeout),
                 &request_id,
             )
         }
         Ok(Err(error)) => {
-            let error = classify_client_error(&exchange, &context.settings, &error);
-            return refuse(guard, error, &request_id);
+            let error = classify_upstream_error(&exchange, &context.settings, &error);
+            return fail(guard, error, &request_id);
         }
-        Ok(Ok(response)) => response,
+        Ok(Ok(answer)) => answer,
     };
+    answer_from_upstream(
+        context,
+        guard,
+        response,
+        lease,
+        Answering {
+            request_id,
+            sampled,
+            head_request,
+            upgrade: upgrade.zip(client_upgrade),
+            inbound_overhead,
+            head_arrived,
+        },
+    )
+}
+
+/// What the answer needs to know of its request.
+struct Answering {
+    request_id: HeaderValue,
+    sampled: bool,
+    head_request: bool,
+    /// The protocols the request asked to switch to, with the client
+    /// side's upgrade.
+    upgrade: Option<(HeaderValue, hyper::upgrade::OnUpgrade)>,
+    inbound_overhead: Duration,
+    head_arrived: Instant,
+}
+
+/// Turns the upstream's response into the client's: hop-by-hop fields and
+/// the framing fields go (hyper frames the answer from its body), the
+/// request id is set, and the body is wrapped to be counted.
+fn answer_from_upstream(
+    context: &ProxyContext,
+    mut guard: ExchangeGuard,
+    response: Response<Incoming>,
+    lease: Option<super::upstream::Lease>,
+    answering: Answering,
+) -> Response<ProxyResponseBody> {
+    let Answering {
+        request_id,
+        sampled,
+        head_request,
+        upgrade,
+        inbound_overhead,
+        head_arrived,
+    } = answering;
+    let route = guard.exchange().route;
+    let started = guard.exchange().started;
     guard
         .metrics()
         .time_to_first_byte(route, head_arrived - started);
@@ -219,44 +227,42 @@ pub async fn forward(
         Outcome::Success
     };
 
-    let (mut parts, mut body) = response.into_parts();
-    if let Some(payload) = payload {
-        let (content_type, declared_length) = match upstream::raw_fields(&body) {
-            Some(raw) => (raw.content_type(), raw.content_length()),
-            None => (
-                parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
-                declared_length(&parts.headers),
-            ),
-        };
-        let copy = sampled.then(|| payload.sampler.body_copy(declared_length));
+    let (mut parts, body) = response.into_parts();
+    if let Some(payload) = context.payload.as_ref() {
+        let content_type = parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+        let copy = sampled.then(|| payload.sampler.body_copy(declared_length(&parts.headers)));
         let tap = ResponseTap::for_response(status, content_type, copy);
         guard.watch_response(tap, payload.clone(), request_id.clone());
     }
 
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    match upstream::raw_fields_mut(&mut body) {
-        // Hop-by-hop lines and the upstream's own request id are already
-        // marked to be left out.
-        Some(raw) => raw.set_request_id(request_id.clone()),
-        None => {
-            headers::remove_hop_by_hop(&mut parts.headers, switching && wants_upgrade);
-            parts
-                .headers
-                .insert(X_REQUEST_ID.clone(), request_id.clone());
-        }
+    let keep_upgrade = match (&upgrade, switching) {
+        (Some(_), true) => parts.headers.get(UPGRADE).cloned(),
+        _ => None,
+    };
+    headers::remove_hop_by_hop(&mut parts.headers, keep_upgrade.clone());
+    // The length of the answer to a HEAD is the length the GET would have
+    // had, and a 304's describes the stored answer: neither frames a body.
+    if !head_request && status != StatusCode::NOT_MODIFIED {
+        parts.headers.remove(CONTENT_LENGTH);
     }
+    parts.headers.remove(TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), request_id.clone());
 
     if switching {
-        let upstream_upgrade = hyper::upgrade::on(Response::from_parts(parts.clone(), ()));
-        match client_upgrade {
-            Some(client_upgrade) => {
-                upgrade::spawn_tunnel(client_upgrade, upstream_upgrade, request_id.clone())
+        match (upgrade, keep_upgrade) {
+            (Some((_, client_upgrade)), Some(protocol)) => {
+                let upstream_upgrade = hyper::upgrade::on(Response::from_parts(parts.clone(), ()));
+                upgrade::spawn_tunnel(client_upgrade, upstream_upgrade, &protocol, &request_id);
             }
-            None => {
-                return refuse(
+            _ => {
+                return fail(
                     guard,
-                    ProxyError::Internal(
-                        "upstream switched protocols without an upgrade request".into(),
+                    ProxyError::UpstreamUnreachable(
+                        "the upstream switched protocols without an upgrade the proxy allowed"
+                            .into(),
                     ),
                     &request_id,
                 )
@@ -264,42 +270,29 @@ pub async fn forward(
         }
     }
 
+    guard
+        .metrics()
+        .overhead(route, inbound_overhead + head_arrived.elapsed());
     let body = ResponseBody::new(
         body,
-        guard_with_overhead(guard, inbound_overhead, head_arrived),
+        lease,
+        guard,
         context.settings.upstream_timeout,
         outcome,
     );
     Response::from_parts(parts, Either::Left(body))
 }
 
-/// Records the proxy's own time before the response head goes back.
-fn guard_with_overhead(
-    guard: ExchangeGuard,
-    inbound: Duration,
-    head_arrived: Instant,
-) -> ExchangeGuard {
-    let route = guard.exchange().route;
-    guard
-        .metrics()
-        .overhead(route, inbound + head_arrived.elapsed());
-    guard
-}
-
 /// Refusals decided from the request head alone.
 fn check_request(
     context: &ProxyContext,
+    parts: &http::request::Parts,
     fields: &RequestFields,
-    ambiguous_on_wire: bool,
 ) -> Result<(), ProxyError> {
     if context.health.is_draining() {
         return Err(ProxyError::Draining);
     }
-    if ambiguous_on_wire || fields.ambiguous_framing {
-        return Err(ProxyError::BadRequest(
-            "conflicting Content-Length / Transfer-Encoding framing is not forwarded (RFC 9112 section 6.3)",
-        ));
-    }
+    policy::check(parts, fields)?;
     if let Some(length) = fields.content_length {
         if length > context.settings.max_body_bytes {
             return Err(ProxyError::TooLarge {
@@ -310,66 +303,85 @@ fn check_request(
     Ok(())
 }
 
-/// Rewrites the client's request into the upstream request (its body
-/// wrapped by `wrap_body`) and the fields to add to it, with what its head
-/// holds; `lines`: the request's fields as the lane read them.
-fn upstream_request(
+/// The Upgrade value to forward when the request asks to switch to a
+/// protocol on `--allowed-upgrades` (only the allowed protocols of its list
+/// go on); `None` forwards the request as a plain one, without Upgrade.
+///
+/// RFC 9110 §7.8: "A server MAY ignore a received Upgrade header field if it
+/// wishes to continue using the current protocol on that connection."
+/// HTTP/2 has no Upgrade (RFC 9113 §8.6), and an h2c upstream cannot take
+/// one, so only HTTP/1.1 on both sides tunnels.
+fn allowed_upgrade(
     settings: &ForwardSettings,
-    forwarded_for: &HeaderValue,
-    request: Request<ClientBody>,
-    lines: Option<&mut RequestLines>,
+    parts: &http::request::Parts,
+    fields: &RequestFields,
+) -> Option<HeaderValue> {
+    if !fields.upgrade
+        || parts.version != Version::HTTP_11
+        || settings.upstream_version != Version::HTTP_11
+    {
+        return None;
+    }
+    let allowed: Vec<&str> = parts
+        .headers
+        .get_all(UPGRADE)
+        .iter()
+        .flat_map(options)
+        .filter(|protocol| {
+            let name = protocol.split('/').next().unwrap_or("");
+            settings
+                .allowed_upgrades
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(name))
+        })
+        .collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&allowed.join(", ")).ok()
+}
+
+/// Rewrites the client's request head into the upstream request's.
+fn upstream_head(
+    context: &ProxyContext,
+    peer: &Peer,
+    parts: &mut http::request::Parts,
     fields: &RequestFields,
     request_id: &HeaderValue,
-    wrap_body: impl FnOnce(ClientBody) -> RequestBody,
-) -> Result<(Request<RequestBody>, AddedFields, HeadFacts), ProxyError> {
-    let (mut parts, body) = request.into_parts();
-    // HTTP/2 clients send the authority in the URI, not in Host; keep it as Host.
-    let mut has_host = fields.has_host;
-    if !has_host {
-        if let Some(authority) = parts.uri.authority() {
-            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(HOST, value);
-                has_host = true;
-            }
+    upgrade: Option<HeaderValue>,
+) -> Result<(), ProxyError> {
+    let settings = &context.settings;
+    // An absolute-form target names the host (RFC 9112 §3.2.2); an HTTP/2
+    // request names it in :authority, which becomes Host on HTTP/1.1. A
+    // request with neither (HTTP/1.0) gets the upstream's.
+    match policy::target_host(parts) {
+        Some(host) => {
+            parts.headers.insert(HOST, host);
         }
+        None if fields.hosts == 0 => {
+            parts.headers.insert(HOST, context.upstream.host.clone());
+        }
+        None => {}
     }
+    if fields.hop_by_hop || upgrade.is_some() {
+        headers::remove_present_hop_by_hop(&mut parts.headers, upgrade);
+    }
+    // hyper frames the forwarded body from what is actually sent.
+    if fields.content_length.is_some() || parts.headers.contains_key(CONTENT_LENGTH) {
+        parts.headers.remove(CONTENT_LENGTH);
+    }
+    settings
+        .forwarding
+        .apply(&mut parts.headers, fields, peer, request_id);
     // Origin form: the pinned connection sends it as it is, the shared pool
     // makes it absolute (`Upstream::send`).
     super::set_upstream_target(&settings.upstream, &mut parts.uri)
         .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     parts.version = settings.upstream_version;
-    let keep_upgrade = fields.upgrade && settings.upstream_version == Version::HTTP_11;
-    let given = match lines {
-        // Connection names no other field here: its line and the other
-        // hop-by-hop ones are all that goes.
-        Some(lines) => {
-            lines.left_out = lines.hop_by_hop;
-            ClientFields::Lines(lines)
-        }
-        None => {
-            if fields.hop_by_hop || keep_upgrade {
-                headers::remove_present_hop_by_hop(&mut parts.headers, keep_upgrade);
-                // Connection may have named Host itself.
-                has_host = parts.headers.contains_key(HOST);
-            }
-            ClientFields::Map(&mut parts.headers)
-        }
-    };
-    let added = AddedFields::new(
-        given,
-        fields,
-        settings.forwarded_headers,
-        forwarded_for,
-        request_id,
-    );
-    let facts = HeadFacts {
-        has_host,
-        upgrade: keep_upgrade,
-    };
-    Ok((Request::from_parts(parts, wrap_body(body)), added, facts))
+    Ok(())
 }
 
-fn classify_client_error(
+fn classify_upstream_error(
     exchange: &Exchange,
     settings: &ForwardSettings,
     error: &UpstreamError,
@@ -396,10 +408,30 @@ fn classify_client_error(
 }
 
 /// Answers a request with the proxy's own JSON error and records it.
+///
+/// `refuse` answers a request the proxy did not forward; [`fail`] one that
+/// went (at least in part) to the upstream.
 fn refuse(
+    guard: ExchangeGuard,
+    error: ProxyError,
+    request_id: &HeaderValue,
+) -> Response<ProxyResponseBody> {
+    answer_with_error(guard, error, request_id, false)
+}
+
+fn fail(
+    guard: ExchangeGuard,
+    error: ProxyError,
+    request_id: &HeaderValue,
+) -> Response<ProxyResponseBody> {
+    answer_with_error(guard, error, request_id, true)
+}
+
+fn answer_with_error(
     mut guard: ExchangeGuard,
     error: ProxyError,
     request_id: &HeaderValue,
+    forwarded: bool,
 ) -> Response<ProxyResponseBody> {
     let response = error.to_response(request_id);
     guard.set_status(response.status().as_u16());
@@ -412,10 +444,8 @@ fn refuse(
     if let Some(kind) = error.kind() {
         guard.error(kind);
     }
-    if matches!(
-        error,
-        ProxyError::BadRequest(_) | ProxyError::TooLarge { .. } | ProxyError::Draining
-    ) {
+    if let Some(reason) = error.refusal().filter(|_| !forwarded) {
+        metrics::counter!(telemetry::REQUESTS_REFUSED, "reason" => reason).increment(1);
         tracing::debug!(request_id = request_id.to_str().unwrap_or(""), %error, "request refused");
     } else {
         tracing::warn!(request_id = request_id.to_str().unwrap_or(""), %error, "request failed");
@@ -426,7 +456,7 @@ fn refuse(
 
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
-        .get(http::header::CONTENT_LENGTH)
+        .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
 }

@@ -1,4 +1,5 @@
-//! Header rules of the forward path.
+//! Header rules of the forward path: what a request's fields say about it,
+//! and which fields are hop-by-hop.
 //!
 //! RFC 9110 §7.6.1: "Intermediaries MUST parse a received Connection header
 //! field before a message is forwarded and, for each connection-option in this
@@ -9,21 +10,27 @@
 //! listed or not: Proxy-Connection, Keep-Alive, TE, Transfer-Encoding and
 //! Upgrade. TE's `trailers` is kept: it tells the upstream that the client
 //! accepts trailers, which gRPC-style streaming relies on.
-
-use std::net::IpAddr;
+//!
+//! A Connection option that names a field the proxy relies on end to end
+//! (Host, the framing fields, the forwarding fields, the request id) is
+//! ignored: removing such a field because a client asked would let the
+//! client take away what makes the forwarded message mean what the proxy
+//! counted. The framing fields are not forwarded as the client wrote them in
+//! any case: hyper writes the framing of every forwarded message from the
+//! body the proxy actually sends.
 
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TE, TRANSFER_ENCODING,
     UPGRADE,
 };
 
-use super::lane::RequestLines;
-
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+pub static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+pub static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// What the forward path needs to know of a request's fields, read in one
 /// pass over them: a dozen map lookups (each hashing a name) cost more than
@@ -33,46 +40,54 @@ pub struct RequestFields {
     /// The client's `x-request-id` if well formed (one value of 1 to 128
     /// characters from `[A-Za-z0-9._:-]`); anything else is replaced.
     pub request_id: Option<HeaderValue>,
-    /// The first Content-Length value, when it is a number.
+    /// The client sent an `x-request-id`, well formed or not.
+    pub has_request_id: bool,
+    /// The Content-Length value hyper framed the body by, when there is one.
     pub content_length: Option<u64>,
-    /// Both framing fields, or Content-Length values that differ or form a
-    /// list: RFC 9112 §6.3 calls such a message a likely request smuggling
-    /// attempt, and a proxy must not forward it.
-    pub ambiguous_framing: bool,
-    /// The request asks to switch protocols (`Upgrade` plus
-    /// `Connection: upgrade`).
+    /// Host field lines.
+    pub hosts: u8,
+    /// A Transfer-Encoding field is present.
+    pub transfer_encoding: bool,
+    /// Every Transfer-Encoding line together lists exactly one coding,
+    /// `chunked`: the only coding the proxy forwards (see `policy`).
+    pub chunked_only: bool,
+    /// The request asks to switch protocols (`Upgrade` plus a Connection
+    /// option `upgrade`).
     pub upgrade: bool,
-    pub has_host: bool,
     /// A field that is hop-by-hop whatever Connection says is present (any
     /// other hop-by-hop field is named by one of these).
     pub hop_by_hop: bool,
-    /// The client sent at least one `X-Forwarded-For`.
-    pub has_forwarded_for: bool,
-    pub has_forwarded_proto: bool,
-    /// The client sent an `x-request-id`, well formed or not.
-    pub has_request_id: bool,
+    /// A field name holds `_` (see `forwarding`).
+    pub underscore: bool,
+    /// The client sent `X-Forwarded-For`, `X-Forwarded-Proto`,
+    /// `X-Forwarded-Host` or `Forwarded`.
+    pub forwarding: bool,
 }
 
 impl RequestFields {
     pub fn read(headers: &HeaderMap) -> RequestFields {
-        let mut fields = RequestFields::default();
-        let (mut request_ids, mut has_te, mut has_upgrade, mut connection_upgrade) =
-            (0, false, false, false);
-        let mut first_length: Option<&HeaderValue> = None;
+        let mut fields = RequestFields {
+            chunked_only: true,
+            ..RequestFields::default()
+        };
+        let (mut request_ids, mut codings, mut has_upgrade, mut connection_upgrade) =
+            (0u32, 0u32, false, false);
         for (name, value) in headers {
             fields.hop_by_hop |= is_hop_by_hop(name);
             match *name {
-                CONTENT_LENGTH => match first_length {
-                    None => {
-                        first_length = Some(value);
-                        let text = value.to_str().ok();
-                        fields.content_length = text.and_then(|v| v.parse().ok());
-                        fields.ambiguous_framing |= text.is_none_or(|v| v.contains(','));
+                CONTENT_LENGTH => {
+                    fields.content_length = value.to_str().ok().and_then(|v| v.parse().ok());
+                }
+                TRANSFER_ENCODING => {
+                    fields.transfer_encoding = true;
+                    for coding in options(value) {
+                        codings += 1;
+                        fields.chunked_only &= coding.eq_ignore_ascii_case("chunked");
                     }
-                    Some(first) => fields.ambiguous_framing |= value != first,
-                },
-                TRANSFER_ENCODING => has_te = true,
-                HOST => fields.has_host = true,
+                    // A value that is not text lists no coding we know.
+                    fields.chunked_only &= value.to_str().is_ok();
+                }
+                HOST => fields.hosts = fields.hosts.saturating_add(1),
                 CONNECTION => {
                     connection_upgrade |= options(value).any(|o| o.eq_ignore_ascii_case("upgrade"));
                 }
@@ -81,12 +96,18 @@ impl RequestFields {
                     request_ids += 1;
                     fields.request_id = Some(value.clone());
                 }
-                _ if name == X_FORWARDED_FOR => fields.has_forwarded_for = true,
-                _ if name == X_FORWARDED_PROTO => fields.has_forwarded_proto = true,
+                _ if name == X_FORWARDED_FOR
+                    || name == X_FORWARDED_PROTO
+                    || name == X_FORWARDED_HOST
+                    || name == FORWARDED =>
+                {
+                    fields.forwarding = true
+                }
                 _ => {}
             }
+            fields.underscore |= name.as_str().contains('_');
         }
-        fields.ambiguous_framing |= has_te && first_length.is_some();
+        fields.chunked_only &= codings == 1;
         fields.upgrade = has_upgrade && connection_upgrade;
         fields.has_request_id = request_ids > 0;
         if request_ids != 1 || !fields.request_id.as_ref().is_some_and(well_formed_id) {
@@ -96,30 +117,8 @@ impl RequestFields {
     }
 }
 
-impl RequestFields {
-    /// What the lane noted of a request's lines; the lane takes no request
-    /// with Transfer-Encoding, Upgrade or a Content-Length list, so its
-    /// framing is never ambiguous and it never upgrades.
-    pub fn from_lines(lines: &RequestLines) -> RequestFields {
-        let request_id = lines
-            .only_request_id
-            .and_then(|span| HeaderValue::from_maybe_shared(lines.lines.slice(span.range())).ok());
-        RequestFields {
-            request_id: request_id.filter(well_formed_id),
-            content_length: lines.content_length,
-            ambiguous_framing: false,
-            upgrade: false,
-            has_host: lines.has_host,
-            hop_by_hop: lines.hop_by_hop != 0,
-            has_forwarded_for: lines.forwarded_for != 0,
-            has_forwarded_proto: lines.has_forwarded_proto,
-            has_request_id: lines.request_id != 0,
-        }
-    }
-}
-
 /// The comma-separated elements of one field value, trimmed, empty ones left out.
-fn options(value: &HeaderValue) -> impl Iterator<Item = &str> {
+pub fn options(value: &HeaderValue) -> impl Iterator<Item = &str> {
     value
         .to_str()
         .into_iter()
@@ -128,40 +127,49 @@ fn options(value: &HeaderValue) -> impl Iterator<Item = &str> {
         .filter(|o| !o.is_empty())
 }
 
-/// Removes hop-by-hop fields. When `upgrade` is true (an upgrade request, or
-/// the 101 answer to one) `Upgrade` and `Connection: upgrade` are kept so the
-/// upstream can switch protocols.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+/// Fields a Connection option may not remove: the proxy relies on them end
+/// to end (see the module documentation).
+fn is_end_to_end(name: &HeaderName) -> bool {
+    name == HOST
+        || name == CONTENT_LENGTH
+        || name == TRANSFER_ENCODING
+        || name == X_FORWARDED_FOR
+        || name == X_FORWARDED_PROTO
+        || name == X_FORWARDED_HOST
+        || name == FORWARDED
+        || name == X_REQUEST_ID
+}
+
+/// Removes hop-by-hop fields. `upgrade`: the Upgrade value to keep, with
+/// `Connection: upgrade`, for an upgrade the proxy tunnels (the request, or
+/// the 101 answer to it); every other message loses Upgrade.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
     // Most messages carry none of them: one pass over the names is cheaper
     // than eight removals that each hash a name to find nothing.
-    if upgrade || headers.keys().any(is_hop_by_hop) {
+    if upgrade.is_some() || headers.keys().any(is_hop_by_hop) {
         remove_present_hop_by_hop(headers, upgrade);
     }
 }
 
 /// [`remove_hop_by_hop`] for a message known to carry a hop-by-hop field
 /// (or to be an upgrade).
-pub fn remove_present_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+pub fn remove_present_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
     // Fields named by Connection go first, while Connection is still there.
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .flat_map(options)
-        .filter(|o| !(upgrade && o.eq_ignore_ascii_case("upgrade")))
         .filter_map(|o| HeaderName::from_bytes(o.as_bytes()).ok())
+        .filter(|name| !is_end_to_end(name) && *name != TE)
         .collect();
     for name in named {
-        if name == TE {
-            continue; // handled below, keeping `trailers`
-        }
         headers.remove(&name);
     }
     let keep_trailers = headers
         .get_all(TE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+        .flat_map(options)
+        .any(|t| t.eq_ignore_ascii_case("trailers"));
     headers.remove(TE);
     if keep_trailers {
         headers.insert(TE, HeaderValue::from_static("trailers"));
@@ -170,161 +178,22 @@ pub fn remove_present_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     headers.remove(&PROXY_CONNECTION);
     headers.remove(TRANSFER_ENCODING);
     headers.remove(CONNECTION);
-    if upgrade {
+    headers.remove(UPGRADE);
+    if let Some(protocols) = upgrade {
+        headers.insert(UPGRADE, protocols);
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(UPGRADE);
     }
 }
 
 /// The fields that are hop-by-hop whatever Connection says; any other
 /// hop-by-hop field is named by a Connection field, itself one of these.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == CONNECTION
         || name == TE
         || name == TRANSFER_ENCODING
         || name == UPGRADE
         || name == KEEP_ALIVE
         || name == PROXY_CONNECTION
-}
-
-/// Where a request's own fields are: the fields the added ones replace are
-/// removed from a map, or marked to be left out among the lane's lines.
-pub enum ClientFields<'a> {
-    Map(&'a mut HeaderMap),
-    Lines(&'a mut RequestLines),
-}
-
-impl ClientFields<'_> {
-    fn drop_request_ids(&mut self) {
-        match self {
-            ClientFields::Map(headers) => drop(headers.remove(&X_REQUEST_ID)),
-            ClientFields::Lines(lines) => lines.left_out |= lines.request_id,
-        }
-    }
-
-    /// The client's X-Forwarded-For lines joined, with `client` appended;
-    /// the lines themselves go.
-    fn take_forwarded_for(&mut self, client: &HeaderValue) -> HeaderValue {
-        match self {
-            ClientFields::Map(headers) => {
-                let given = headers.get_all(&X_FORWARDED_FOR);
-                let joined = joined_forwarded_for(given.iter().map(HeaderValue::as_bytes), client);
-                headers.remove(&X_FORWARDED_FOR);
-                joined
-            }
-            ClientFields::Lines(lines) => {
-                let given = lines.lines.fields(lines.forwarded_for);
-                let joined = joined_forwarded_for(given.map(|(_, value, _)| value), client);
-                lines.left_out |= lines.forwarded_for;
-                joined
-            }
-        }
-    }
-}
-
-/// A client's address as an `X-Forwarded-For` element. Rendered once per
-/// client connection: formatting an address is most of what appending it
-/// costs.
-pub fn forwarded_for(client: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// The fields the proxy adds to a request on its way upstream, kept beside
-/// its map instead of inserted into it: the direct path writes them after
-/// the request's own fields, so the common request costs no map insertion
-/// (each hashes a name and probes the map), and only the pooled client's
-/// requests have them inserted ([`AddedFields::insert_into`]).
-///
-/// None of these names is left in the map: [`AddedFields::new`] takes out a
-/// client's `X-Forwarded-For` (its value goes on in the added one) and a
-/// malformed `x-request-id`.
-#[derive(Debug, Default)]
-pub struct AddedFields {
-    forwarded_for: Option<HeaderValue>,
-    forwarded_proto: bool,
-    request_id: Option<HeaderValue>,
-}
-
-impl AddedFields {
-    /// Decides the added fields for a request whose fields `fields` read:
-    /// `client` (from [`forwarded_for`]) appended to `X-Forwarded-For`,
-    /// `X-Forwarded-Proto: http` when the client sent none (both only when
-    /// `forwarded`), and `request_id` unless the client's own is kept. The
-    /// client's fields the added ones replace go from `given`.
-    pub fn new(
-        mut given: ClientFields<'_>,
-        fields: &RequestFields,
-        forwarded: bool,
-        client: &HeaderValue,
-        request_id: &HeaderValue,
-    ) -> AddedFields {
-        let mut added = AddedFields::default();
-        if fields.request_id.is_none() {
-            if fields.has_request_id {
-                given.drop_request_ids();
-            }
-            added.request_id = Some(request_id.clone());
-        }
-        if !forwarded {
-            return added;
-        }
-        added.forwarded_for = Some(if fields.has_forwarded_for {
-            given.take_forwarded_for(client)
-        } else {
-            client.clone()
-        });
-        added.forwarded_proto = !fields.has_forwarded_proto;
-        added
-    }
-
-    /// The fields as name and value, in the order they are written.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        static HTTP: HeaderValue = HeaderValue::from_static("http");
-        let proto = self.forwarded_proto.then_some(&HTTP);
-        [
-            (&X_FORWARDED_FOR, self.forwarded_for.as_ref()),
-            (&X_FORWARDED_PROTO, proto),
-            (&X_REQUEST_ID, self.request_id.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| Some((name, value?)))
-    }
-
-    /// Puts the fields into `headers`, for a client that writes the map.
-    pub fn insert_into(&self, headers: &mut HeaderMap) {
-        for (name, value) in self.iter() {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-}
-
-/// The client's `X-Forwarded-For` values, each of which may itself be a
-/// list, joined into one list (RFC 9110 §5.3: field lines of one name
-/// combine in order, separated by commas) with `client` appended. A value
-/// that is blank or not visible ASCII is left out.
-fn joined_forwarded_for<'a>(
-    given: impl Iterator<Item = &'a [u8]>,
-    client: &HeaderValue,
-) -> HeaderValue {
-    let mut joined = Vec::new();
-    for value in given {
-        let value = value.trim_ascii();
-        let visible = value
-            .iter()
-            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
-        if value.is_empty() || !visible {
-            continue;
-        }
-        joined.extend_from_slice(value);
-        joined.extend_from_slice(b", ");
-    }
-    if joined.is_empty() {
-        return client.clone();
-    }
-    joined.extend_from_slice(client.as_bytes());
-    // Every part is visible ASCII, so the joined value is valid too.
-    HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client.clone())
 }
 
 /// Longest request id kept from a client.
@@ -364,7 +233,7 @@ mod tests {
         "upgrade",
     ];
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    pub fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.append(
@@ -390,7 +259,7 @@ mod tests {
             ("set-cookie", "b=2"),
             ("host", "model"),
         ]);
-        remove_hop_by_hop(&mut headers, false);
+        remove_hop_by_hop(&mut headers, None);
         for gone in [
             "connection",
             "x-secret",
@@ -410,10 +279,42 @@ mod tests {
     fn each_hop_by_hop_field_alone_is_removed() {
         for name in HOP_BY_HOP_NAMES {
             let mut headers = map(&[(name, "x"), ("host", "model")]);
-            remove_hop_by_hop(&mut headers, false);
+            remove_hop_by_hop(&mut headers, None);
             assert!(!headers.contains_key(name), "{name} was kept");
             assert_eq!(headers.len(), 1, "{name}");
         }
+    }
+
+    #[test]
+    fn connection_options_never_remove_end_to_end_fields() {
+        let mut headers = map(&[
+            (
+                "connection",
+                "Content-Length, Host, X-Forwarded-For, X-Forwarded-Proto, Forwarded, x-request-id, X-Forwarded-Host, Transfer-Encoding, X-Secret",
+            ),
+            ("content-length", "35"),
+            ("host", "h"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "a"),
+            ("forwarded", "for=10.0.0.1"),
+            ("x-request-id", "abc"),
+            ("x-secret", "1"),
+        ]);
+        remove_hop_by_hop(&mut headers, None);
+        for kept in [
+            "content-length",
+            "host",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "forwarded",
+            "x-request-id",
+        ] {
+            assert!(headers.contains_key(kept), "{kept} was removed");
+        }
+        assert!(!headers.contains_key("x-secret"));
+        assert!(!headers.contains_key("connection"));
     }
 
     #[test]
@@ -422,7 +323,7 @@ mod tests {
         assert!(RequestFields::read(&headers).upgrade);
         assert!(!RequestFields::read(&map(&[("upgrade", "websocket")])).upgrade);
         assert!(!RequestFields::read(&map(&[("connection", "upgrade")])).upgrade);
-        remove_hop_by_hop(&mut headers, true);
+        remove_hop_by_hop(&mut headers, Some(HeaderValue::from_static("websocket")));
         assert_eq!(headers.get(UPGRADE).unwrap(), "websocket");
         assert_eq!(headers.get(CONNECTION).unwrap(), "upgrade");
     }
@@ -449,122 +350,45 @@ mod tests {
         assert!(id_of(&map(&[("x-request-id", id.to_str().unwrap())])).is_some());
     }
 
-    /// The request's fields after the added ones are put in, as the pooled
-    /// client sends them.
-    fn forwarded(pairs: &[(&str, &str)], client: &str) -> HeaderMap {
-        let mut headers = map(pairs);
-        let fields = RequestFields::read(&headers);
-        let id = HeaderValue::from_static("generated");
-        let client = forwarded_for(client.parse().unwrap());
-        AddedFields::new(ClientFields::Map(&mut headers), &fields, true, &client, &id)
-            .insert_into(&mut headers);
-        headers
-    }
-
-    /// Every value of the field `name`, in order.
-    fn all<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a HeaderValue> {
-        headers.get_all(name).iter().collect()
-    }
-
     #[test]
-    fn forwarded_for_is_appended() {
-        let headers = forwarded(&[("x-forwarded-for", "10.0.0.1")], "127.0.0.1");
-        assert_eq!(all(&headers, "x-forwarded-for"), ["10.0.0.1, 127.0.0.1"]);
-        assert_eq!(headers.get("x-forwarded-proto").unwrap(), "http");
-        let fresh = forwarded(&[], "::1");
-        assert_eq!(fresh.get("x-forwarded-for").unwrap(), "::1");
-        assert_eq!(fresh.get("x-forwarded-proto").unwrap(), "http");
-        let blank = forwarded(&[("x-forwarded-for", " ")], "::1");
-        assert_eq!(blank.get("x-forwarded-for").unwrap(), "::1");
-        let proto_given = forwarded(&[("x-forwarded-proto", "https")], "::1");
-        assert_eq!(all(&proto_given, "x-forwarded-proto"), ["https"]);
-    }
-
-    #[test]
-    fn added_fields_leave_no_second_copy_in_the_map() {
-        let given = forwarded(
-            &[
-                ("x-forwarded-for", "10.0.0.1"),
-                ("x-forwarded-for", "10.0.0.2"),
-                ("x-request-id", "has space"),
-            ],
-            "::1",
-        );
-        assert_eq!(all(&given, "x-forwarded-for"), ["10.0.0.1, 10.0.0.2, ::1"]);
-        assert_eq!(all(&given, "x-request-id"), ["generated"]);
-        let kept = forwarded(&[("x-request-id", "client-1")], "::1");
-        assert_eq!(all(&kept, "x-request-id"), ["client-1"]);
-        let listed = forwarded(
-            &[
-                ("x-forwarded-for", "10.0.0.1, 10.0.0.2 "),
-                ("x-forwarded-for", ""),
-                ("x-forwarded-for", "10.0.0.3"),
-            ],
-            "::1",
-        );
-        assert_eq!(
-            all(&listed, "x-forwarded-for"),
-            ["10.0.0.1, 10.0.0.2, 10.0.0.3, ::1"]
-        );
-        // Written by the direct path: after the request's own fields, in a fixed order.
-        let mut headers = map(&[("x-request-id", "client-1")]);
-        let fields = RequestFields::read(&headers);
-        let client = forwarded_for("::1".parse().unwrap());
-        let id = HeaderValue::from_static("generated");
-        let added = AddedFields::new(ClientFields::Map(&mut headers), &fields, true, &client, &id);
-        let names: Vec<_> = added.iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(names, ["x-forwarded-for", "x-forwarded-proto"]);
-        let off = AddedFields::new(
-            ClientFields::Map(&mut map(&[])),
-            &RequestFields::default(),
-            false,
-            &client,
-            &id,
-        );
-        let names: Vec<_> = off.iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(names, ["x-request-id"]);
-    }
-
-    fn has_ambiguous_framing(headers: &HeaderMap) -> bool {
-        RequestFields::read(headers).ambiguous_framing
-    }
-
-    #[test]
-    fn content_length_host_and_hop_by_hop_presence() {
-        let fields = RequestFields::read(&map(&[("Content-Length", "42"), ("Host", "m")]));
+    fn transfer_codings_other_than_one_chunked_are_noted() {
+        let chunked_only = |pairs: &[(&str, &str)]| RequestFields::read(&map(pairs)).chunked_only;
+        assert!(chunked_only(&[("transfer-encoding", "chunked")]));
+        assert!(chunked_only(&[("transfer-encoding", "Chunked ")]));
+        assert!(!chunked_only(&[("transfer-encoding", "gzip, chunked")]));
+        assert!(!chunked_only(&[("transfer-encoding", "chunked, chunked")]));
+        assert!(!chunked_only(&[
+            ("transfer-encoding", "gzip"),
+            ("transfer-encoding", "chunked")
+        ]));
+        assert!(!chunked_only(&[("transfer-encoding", "identity")]));
+        assert!(!chunked_only(&[("transfer-encoding", "")]));
+        let fields = RequestFields::read(&map(&[("content-length", "42"), ("Host", "m")]));
         assert_eq!(fields.content_length, Some(42));
-        assert!(fields.has_host && !fields.hop_by_hop && !fields.ambiguous_framing);
-        assert_eq!(
-            RequestFields::read(&map(&[("content-length", "x")])).content_length,
-            None
-        );
+        assert_eq!(fields.hosts, 1);
+        assert!(!fields.transfer_encoding && !fields.hop_by_hop);
+    }
+
+    #[test]
+    fn underscores_and_forwarding_fields_are_noted() {
+        assert!(RequestFields::read(&map(&[("x_forwarded_for", "1.2.3.4")])).underscore);
+        assert!(!RequestFields::read(&map(&[("x-forwarded-for", "1.2.3.4")])).underscore);
+        for name in [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "forwarded",
+        ] {
+            assert!(
+                RequestFields::read(&map(&[(name, "x")])).forwarding,
+                "{name}"
+            );
+        }
         for name in HOP_BY_HOP_NAMES {
             assert!(
                 RequestFields::read(&map(&[(name, "x")])).hop_by_hop,
                 "{name}"
             );
         }
-    }
-
-    #[test]
-    fn ambiguous_framing() {
-        assert!(has_ambiguous_framing(&map(&[
-            ("content-length", "5"),
-            ("transfer-encoding", "chunked")
-        ])));
-        assert!(has_ambiguous_framing(&map(&[
-            ("content-length", "5"),
-            ("content-length", "6")
-        ])));
-        assert!(has_ambiguous_framing(&map(&[("content-length", "5, 6")])));
-        assert!(!has_ambiguous_framing(&map(&[
-            ("content-length", "5"),
-            ("content-length", "5")
-        ])));
-        assert!(!has_ambiguous_framing(&map(&[("content-length", "5")])));
-        assert!(!has_ambiguous_framing(&map(&[(
-            "transfer-encoding",
-            "chunked"
-        )])));
     }
 }

@@ -1,11 +1,11 @@
 //! The client-facing listener: accepts connections within the connection
 //! limit, serves HTTP/1.1 (keep-alive, upgrades) and HTTP/2 with prior
-//! knowledge on the same port, enforces the header and idle limits, and drains
-//! gracefully on shutdown.
+//! knowledge on the same port with hyper's server, enforces the header and
+//! idle limits, and drains gracefully on shutdown.
 //!
-//! Each connection starts on the HTTP/1.1 lane (`lane`), which serves plain
-//! requests itself and hands anything else to hyper's server, which then
-//! serves the connection to its end.
+//! hyper reads every request head and body and writes every response: the
+//! proxy never parses or frames an HTTP/1 message itself, so there is one
+//! reading of each message's bytes, not two that could disagree.
 
 use std::convert::Infallible;
 use std::pin::pin;
@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -25,11 +26,9 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::activity::{self, ConnActivity, Expired, TrackedIo, WatchedIo};
-use super::client_body::ClientBody;
+use super::activity::{self, ConnActivity, Expired, TrackedIo};
 use super::error::{find_source, panic_response};
-use super::forward::ProxyContext;
-use super::lane::{self, ClientConnection, LaneEnd, Replay};
+use super::forward::{forward, ClientConnection, ProxyContext, ProxyResponseBody};
 use crate::shutdown::ShutdownSignal;
 use crate::telemetry;
 
@@ -41,9 +40,6 @@ pub struct ListenerSettings {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub drain_timeout: Duration,
-    /// Serve plain HTTP/1.1 requests on the lane (see `lane`); off sends
-    /// every connection to hyper.
-    pub http1_lane: bool,
 }
 
 /// Smallest read buffer hyper accepts; the header limit cannot go below it.
@@ -60,7 +56,6 @@ pub async fn serve(
     // Every connection task is tracked, so the drain can wait for them all.
     let connections = TaskTracker::new();
     let builder = Arc::new(connection_builder(&settings));
-    let max_head_bytes = settings.max_header_bytes.max(MIN_HEADER_BYTES);
     let open = metrics::gauge!(telemetry::CONNECTIONS_OPEN);
     open.set(0.0);
     let accepted = metrics::counter!(telemetry::CONNECTIONS, "outcome" => "accepted");
@@ -95,21 +90,19 @@ pub async fn serve(
         let activity = ConnActivity::new();
         let client = Arc::new(ClientConnection {
             context: context.clone(),
-            forwarded_for: super::headers::forwarded_for(peer.ip()),
+            peer: context.settings.forwarding.peer(peer.ip()),
             activity: activity.clone(),
             pinned: Arc::default(),
-            max_head_bytes,
         });
         let io = TrackedIo::new(stream, activity.clone());
         let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_read_timeout);
-        let lane = settings.http1_lane;
         let builder = builder.clone();
         let connection_shutdown = shutdown.clone();
         let open = open.clone();
         let context = context.clone();
         connections.spawn(async move {
             tokio::select! {
-                result = serve_connection(io, client, builder, lane, connection_shutdown) => {
+                result = serve_connection(io, client, builder, connection_shutdown) => {
                     if let Err(error) = result {
                         record_connection_error(&*error);
                     }
@@ -146,27 +139,14 @@ pub async fn serve(
 
 type ConnectionError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Serves one client connection: on the lane while its requests are plain
-/// HTTP/1.1, then (or from the start) on hyper's connection, which is told to
+/// Serves one client connection with hyper's server, which is told to
 /// finish gracefully when shutdown comes.
 async fn serve_connection(
     io: TrackedIo<TcpStream>,
     client: Arc<ClientConnection>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    lane_enabled: bool,
     mut shutdown: ShutdownSignal,
 ) -> Result<(), ConnectionError> {
-    let io = if lane_enabled {
-        match lane::serve(io, &client, &shutdown).await? {
-            LaneEnd::Closed => return Ok(()),
-            LaneEnd::Handoff(io) => io,
-        }
-    } else {
-        Replay::new(Bytes::new(), io)
-    };
-    // From here hyper parses the heads; the watcher finds the ambiguous ones
-    // and times the pending ones.
-    let io = WatchedIo::new(io, client.activity.clone(), client.max_head_bytes);
     let service = client_service(client);
     let mut connection = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
     tokio::select! {
@@ -185,6 +165,9 @@ fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
         // Head timeouts are enforced by `activity::expired`, which, unlike
         // hyper's, does not also cut idle keep-alive connections.
         .header_read_timeout(None)
+        // Header names go upstream in the case the client wrote them, and
+        // back in the upstream's (HTTP/2 has lower case only).
+        .preserve_header_case(true)
         .max_buf_size(settings.max_header_bytes.max(MIN_HEADER_BYTES))
         .keep_alive(true);
     builder
@@ -204,15 +187,11 @@ struct ForwardService {
 }
 
 type ForwardFuture = std::pin::Pin<
-    Box<
-        dyn std::future::Future<
-                Output = Result<Response<super::forward::ProxyResponseBody>, Infallible>,
-            > + Send,
-    >,
+    Box<dyn std::future::Future<Output = Result<Response<ProxyResponseBody>, Infallible>> + Send>,
 >;
 
-impl tower::Service<http::Request<hyper::body::Incoming>> for ForwardService {
-    type Response = Response<super::forward::ProxyResponseBody>;
+impl tower::Service<http::Request<Incoming>> for ForwardService {
+    type Response = Response<ProxyResponseBody>;
     type Error = Infallible;
     type Future = ForwardFuture;
 
@@ -223,9 +202,9 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for ForwardService {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> ForwardFuture {
-        let forwarding = self.client.forward(request.map(ClientBody::from), None);
-        Box::pin(async move { Ok(super::forward::into_header_map(forwarding.await)) })
+    fn call(&mut self, request: http::Request<Incoming>) -> ForwardFuture {
+        let forwarding = forward(self.client.clone(), request);
+        Box::pin(async move { Ok(forwarding.await) })
     }
 }
 

@@ -1,63 +1,18 @@
-//! The transparent reverse proxy: listener, forwarding service, header rules
-//! and the body wrappers.
-
-/// Implements `AsyncWrite` for a `pin_project` wrapper whose writes go
-/// straight to its `#[pin] inner` field (wrappers that only watch or replay
-/// reads).
-macro_rules! delegate_async_write {
-    ($wrapper:ident) => {
-        impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for $wrapper<T> {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                self.project().inner.poll_write(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[std::io::IoSlice<'_>],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                self.project().inner.poll_write_vectored(cx, bufs)
-            }
-
-            fn is_write_vectored(&self) -> bool {
-                self.inner.is_write_vectored()
-            }
-
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                self.project().inner.poll_flush(cx)
-            }
-
-            fn poll_shutdown(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                self.project().inner.poll_shutdown(cx)
-            }
-        }
-    };
-}
+//! The transparent reverse proxy: listener, forwarding service, the policy
+//! of what passes (header rules, refusals, forwarding fields) and the body
+//! wrappers. hyper parses and writes every HTTP message on both sides.
 
 pub mod activity;
 pub mod body;
-pub mod client_body;
 pub mod deadline;
-pub mod direct;
 pub mod error;
 pub mod exchange;
-pub mod field_lines;
 pub mod forward;
-pub mod framing;
+pub mod forwarding;
 pub mod headers;
-pub mod lane;
 pub mod listener;
 pub mod metrics;
+pub mod policy;
 pub mod stats;
 pub mod tap;
 pub mod upgrade;

@@ -1,42 +1,33 @@
-//! The way to the upstream: the client connection's own pinned connection
-//! (see [`super::direct`]), and a shared pool for whatever cannot use one.
+//! The way to the upstream, always through hyper's client: the client
+//! connection's own upstream connection when it is free, a shared pool for
+//! whatever cannot use it.
 //!
-//! The shared pool (hyper-util's pooled client) serves an h2c upstream,
-//! where one multiplexed connection is the point, upgrades and chunked
-//! uploads, and a request that finds its connection's pinned upstream busy
-//! (concurrent streams of an HTTP/2 client).
+//! A sidecar's client connections map one to one onto upstream connections:
+//! an HTTP/1.1 client sends its requests one after another, so each client
+//! connection keeps one upstream connection ([`PinnedUpstream`]) made with
+//! hyper's connection API, and its requests skip the pool's bookkeeping. The
+//! shared pool (hyper-util's pooled client) serves an h2c upstream, where one
+//! multiplexed connection is the point, upgrades, and a request that finds
+//! its connection's pinned upstream busy (concurrent streams of an HTTP/2
+//! client).
+//!
+//! hyper writes every request head and its framing: the forward path hands
+//! it a header map without Content-Length or Transfer-Encoding, and hyper
+//! derives them from the body actually sent (its exact length, or chunked).
 
-use std::future::{ready, Future};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::Either as Way;
-use futures_util::TryFutureExt;
-
-use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri, Version};
-use http_body_util::Either;
 use hyper::body::Incoming;
+use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
-use super::direct::{self, Connection, DirectBody, DirectError, PinnedUpstream};
-use super::headers::AddedFields;
-use super::lane::RequestLines;
-
-/// What the upstream request's head holds, noted while the forward path
-/// rewrote it, so the way is chosen without looking its fields up again.
-#[derive(Debug, Clone, Copy)]
-pub struct HeadFacts {
-    /// A Host field is present.
-    pub has_host: bool,
-    /// The request asks to switch protocols and keeps its Upgrade field.
-    pub upgrade: bool,
-}
 
 /// How long an idle pooled or pinned connection keeps TCP keepalive probes away.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -54,8 +45,8 @@ pub enum UpstreamError {
         #[source]
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Direct(#[from] DirectError),
+    #[error("the upstream connection failed")]
+    Connection(#[source] hyper::Error),
     #[error("the pooled upstream connection failed")]
     Pool(#[source] hyper_util::client::legacy::Error),
     #[error("the request target cannot be made absolute for the pool")]
@@ -69,11 +60,72 @@ pub struct Upstream {
     base: Uri,
     /// `host:port` to connect pinned connections to.
     addr: String,
-    /// The Host value for requests that arrive without one.
-    host: Option<HeaderValue>,
+    /// The upstream's authority: the Host of requests that arrive without one.
+    pub host: HeaderValue,
     connect_timeout: Duration,
     /// Pinned connections are used for an HTTP/1.1 upstream only.
     pin: bool,
+}
+
+/// A client connection's own upstream connection.
+#[derive(Default)]
+pub struct PinnedUpstream(Mutex<Slot>);
+
+#[derive(Default)]
+enum Slot {
+    /// No connection yet, or the last one closed.
+    #[default]
+    Empty,
+    Idle(http1::SendRequest<RequestBody>),
+    /// A request is using it.
+    Leased,
+}
+
+/// The pinned upstream connection, lent to one exchange until its response
+/// body has ended (or been dropped): hyper's connection takes the next
+/// request only then, and a concurrent request takes the pool instead of
+/// waiting behind a streaming answer.
+pub struct Lease {
+    owner: Arc<PinnedUpstream>,
+    sender: Option<http1::SendRequest<RequestBody>>,
+    /// The exchange ended cleanly, so the connection can take the next
+    /// request; otherwise it is closed.
+    reusable: bool,
+}
+
+impl Lease {
+    /// Gives the connection back for the next request (its response
+    /// body has ended).
+    pub fn release(mut self) {
+        self.reusable = true;
+    }
+}
+
+impl PinnedUpstream {
+    fn lease(self: &Arc<Self>) -> Option<Lease> {
+        let mut slot = self.0.lock().ok()?;
+        let sender = match std::mem::replace(&mut *slot, Slot::Leased) {
+            Slot::Empty => None,
+            Slot::Idle(sender) => Some(sender),
+            Slot::Leased => return None,
+        };
+        Some(Lease {
+            owner: self.clone(),
+            sender,
+            reusable: false,
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.owner.0.lock() {
+            *slot = match self.sender.take() {
+                Some(sender) if self.reusable && !sender.is_closed() => Slot::Idle(sender),
+                _ => Slot::Empty,
+            };
+        }
+    }
 }
 
 impl Upstream {
@@ -86,7 +138,9 @@ impl Upstream {
         builder
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http1_preserve_header_case(true)
+            .set_host(false);
         if version == Version::HTTP_2 {
             builder.http2_only(true);
         }
@@ -98,71 +152,89 @@ impl Upstream {
             addr: format!("{host}:{port}"),
             host: base
                 .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                .unwrap_or_else(|| HeaderValue::from_static("localhost")),
             connect_timeout,
             pin: version == Version::HTTP_11,
         }
     }
 
-    /// Whether HTTP/1.1 requests may go on the client connection's own
-    /// upstream connection (the upstream speaks HTTP/1.1).
-    pub fn pins(&self) -> bool {
-        self.pin
-    }
-
     /// Sends `request` (its URI the origin-form target, see
-    /// [`super::set_upstream_target`]), its fields the `lines` the lane read
-    /// (less those marked left out) when given, with the `added` fields on the client
-    /// connection's pinned upstream connection when it can carry it and is
-    /// free, on the shared pool otherwise.
-    ///
-    /// The way is chosen here, before the returned future is first polled,
-    /// and the future is the chosen way's own: an `async fn` around both
-    /// would hold the request twice more and copy the whole of it (a few KiB)
-    /// at each step up the chain of futures.
-    pub fn send<'a>(
-        &'a self,
+    /// [`super::set_upstream_target`]) on the client connection's pinned
+    /// upstream connection when it can carry it and is free, on the shared
+    /// pool otherwise. The lease of the pinned connection, if used, comes
+    /// back with the response and must live as long as its body.
+    pub async fn send(
+        &self,
         pinned: &Arc<PinnedUpstream>,
-        mut request: Request<RequestBody>,
-        lines: Option<&'a RequestLines>,
-        added: &'a AddedFields,
-        facts: HeadFacts,
-    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a {
-        if self.pin && direct::can_carry(&request, facts.upgrade) {
-            if let Some((lease, idle)) = pinned.checkout() {
-                if !facts.has_host {
-                    if let Some(host) = &self.host {
-                        request.headers_mut().insert(HOST, host.clone());
-                    }
-                }
-                let exchange =
-                    direct::exchange(lease, idle, request, lines, added, || self.connect());
-                return Way::Left(exchange.map_ok(|response| response.map(Either::Right)));
+        request: Request<RequestBody>,
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Option<Lease>), UpstreamError> {
+        if self.pin && !upgrade {
+            if let Some(lease) = pinned.lease() {
+                return self.send_pinned(lease, request).await;
             }
         }
-        if let Some(lines) = lines {
-            lines.lines.append_to(request.headers_mut(), lines.left_out);
+        self.send_pooled(request)
+            .await
+            .map(|response| (response, None))
+    }
+
+    /// One retry, on a fresh connection, for a request hyper gives back
+    /// unsent: the kept connection was closed by the upstream while idle
+    /// (keep-alive race), which says nothing about the request itself.
+    async fn send_pinned(
+        &self,
+        mut lease: Lease,
+        mut request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Option<Lease>), UpstreamError> {
+        let mut fresh = false;
+        loop {
+            let kept = match lease.sender.take() {
+                Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
+                None => None,
+            };
+            let mut sender = match kept {
+                Some(sender) => sender,
+                None => {
+                    fresh = true;
+                    self.handshake().await?
+                }
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    lease.sender = Some(sender);
+                    return Ok((response, Some(lease)));
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if !fresh => request = unsent,
+                    _ => return Err(UpstreamError::Connection(error.into_error())),
+                },
+            }
         }
-        added.insert_into(request.headers_mut());
+    }
+
+    async fn send_pooled(
+        &self,
+        mut request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         // The pool picks its connection by the URI's scheme and authority.
         let target = request
             .uri()
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        match super::absolute_uri(&self.base, target) {
-            Ok(uri) => *request.uri_mut() = uri,
-            Err(error) => return Way::Right(Way::Right(ready(Err(UpstreamError::Target(error))))),
-        }
-        Way::Right(Way::Left(
-            self.pool
-                .request(request)
-                .map_err(UpstreamError::Pool)
-                .map_ok(|response| response.map(Either::Left)),
-        ))
+        *request.uri_mut() =
+            super::absolute_uri(&self.base, target).map_err(UpstreamError::Target)?;
+        self.pool
+            .request(request)
+            .await
+            .map_err(UpstreamError::Pool)
     }
 
-    async fn connect(&self) -> Result<Connection, UpstreamError> {
+    /// A new HTTP/1.1 connection to the upstream, its hyper connection task
+    /// spawned.
+    async fn handshake(&self) -> Result<http1::SendRequest<RequestBody>, UpstreamError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
             .await
             .map_err(|_| UpstreamError::ConnectTimeout {
@@ -176,34 +248,16 @@ impl Upstream {
         let _ = stream.set_nodelay(true);
         let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        Ok(Connection::new(stream))
-    }
-}
-
-/// A response body from either way to the upstream: the pooled client's
-/// (`Left`) or the direct path's (`Right`). `Either` boxes the two error
-/// types into one.
-pub type UpstreamBody = Either<Incoming, DirectBody>;
-
-/// The fields of a response from the direct path that were kept as they
-/// came; its header map is then empty (see [`direct::RawFields`]).
-pub fn raw_fields(body: &UpstreamBody) -> Option<&direct::RawFields> {
-    match body {
-        Either::Right(direct) => direct.raw_fields(),
-        Either::Left(_) => None,
-    }
-}
-
-pub fn raw_fields_mut(body: &mut UpstreamBody) -> Option<&mut direct::RawFields> {
-    match body {
-        Either::Right(direct) => direct.raw_fields_mut(),
-        Either::Left(_) => None,
-    }
-}
-
-pub fn take_raw_fields(body: &mut UpstreamBody) -> Option<Box<direct::RawFields>> {
-    match body {
-        Either::Right(direct) => direct.take_raw_fields(),
-        Either::Left(_) => None,
+        let (sender, connection) = http1::Builder::new()
+            .preserve_header_case(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Connection)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 }
