@@ -7,6 +7,8 @@
 #
 #   bench/load.sh [ROUNDS] [SECONDS]      (defaults: 3 rounds of 10 s per case)
 #   TARGETS="nginx magma-monitor" bench/load.sh ...   (a subset of the targets)
+#   BASELINE_BIN=/path/to/older/magma-monitor TARGETS="nginx baseline magma-monitor" bench/load.sh ...
+#                                  (another build of magma-monitor in the same run, as `baseline`)
 #
 # wrk runs on CPU 0; the proxies and the upstream on CPU 1 (taskset). Each
 # proxy gets one worker (nginx worker_processes 1, haproxy nbthread 1,
@@ -77,6 +79,10 @@ HAPROXY
       TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/bare_proxy 127.0.0.1:$PROXY http://127.0.0.1:$upstream & ;;
     floor)
       TOKIO_WORKER_THREADS=1 taskset -c 1 target/release/examples/tokio_floor 127.0.0.1:$PROXY 127.0.0.1:$upstream & ;;
+    baseline)
+      # Another build of magma-monitor, measured in the same run (before/after).
+      taskset -c 1 "${BASELINE_BIN:?set BASELINE_BIN to the magma-monitor binary to compare with}" --worker-threads 1 --listen 127.0.0.1:$PROXY --admin-listen 127.0.0.1:$MM_ADMIN \
+        --upstream http://127.0.0.1:$upstream --upstream-health-path / --log-level error & ;;
     magma-monitor)
       taskset -c 1 target/release/magma-monitor --worker-threads 1 --listen 127.0.0.1:$PROXY --admin-listen 127.0.0.1:$MM_ADMIN \
         --upstream http://127.0.0.1:$upstream --upstream-health-path / --log-level error & ;;
