@@ -9,6 +9,7 @@
 #   TARGETS="nginx magma-monitor" bench/load.sh ...   (a subset of the targets)
 #   BASELINE_BIN=/path/to/older/magma-monitor TARGETS="nginx baseline magma-monitor" bench/load.sh ...
 #                                  (another build of magma-monitor in the same run, as `baseline`)
+#   CASES="small 20ms-upstream" bench/load.sh ...   (a subset of the cases: small, 1MiB, 20ms-upstream)
 #
 # wrk runs on CPU 0; the proxies and the upstream on CPU 1 (taskset). Each
 # proxy gets one worker (nginx worker_processes 1, haproxy nbthread 1,
@@ -128,7 +129,10 @@ PY
 
 read -r -a targets <<<"${TARGETS:-direct nginx haproxy hyper floor magma-monitor}"
 declare -A results
-cases=("small:small:0" "1MiB:big:0" "20ms-upstream:small:20")  # case:body:upstream delay ms
+cases=()
+for spec in "small:small:0" "1MiB:big:0" "20ms-upstream:small:20"; do  # case:body:upstream delay ms
+  [[ " ${CASES:-small 1MiB 20ms-upstream} " == *" ${spec%%:*} "* ]] && cases+=("$spec")
+done
 for round in $(seq 1 "$ROUNDS"); do
   for spec in "${cases[@]}"; do
     IFS=: read -r case script delay <<<"$spec"

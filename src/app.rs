@@ -193,6 +193,7 @@ pub async fn serve(
             &args.net.upstream,
             upstream_version,
             args.net.connect_timeout,
+            args.net.preserve_header_case,
         ),
         settings: ForwardSettings {
             upstream: args.net.upstream.clone(),
@@ -229,6 +230,7 @@ pub async fn serve(
         idle_timeout: args.net.idle_timeout,
         max_connections: args.net.max_connections,
         drain_timeout: args.net.drain_timeout,
+        preserve_header_case: args.net.preserve_header_case,
     };
     let proxy_task = tokio::spawn(listener::serve(
         proxy_listener,

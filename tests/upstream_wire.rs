@@ -240,9 +240,9 @@ fn the_upstream_reason_phrase_reaches_the_client() {
 }
 
 #[test]
-fn request_fields_reach_the_upstream_in_the_case_the_client_wrote_them() {
+fn with_preserve_header_case_request_fields_keep_the_clients_case() {
     let (addr, log) = wire_upstream();
-    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &["--preserve-header-case"]);
     let raw = raw_exchange(
         sidecar.proxy,
         b"POST /lines?q=1 HTTP/1.1\r\nHost: m\r\nX-Custom:  Mixed Case  \r\n\
@@ -295,6 +295,32 @@ fn request_fields_reach_the_upstream_in_the_case_the_client_wrote_them() {
             "x-forwarded-proto: http",
         ],
         "{head}"
+    );
+}
+
+#[test]
+fn header_names_go_on_in_lower_case_by_default() {
+    let (addr, log) = wire_upstream();
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &[]);
+    let raw = raw_exchange(
+        sidecar.proxy,
+        b"GET /lower HTTP/1.1\r\nHost: m\r\nX-Custom: Mixed Case\r\nConnection: close\r\n\r\n",
+    );
+    let (status, client_head, _) = split_response(&raw);
+    assert_eq!(status, 200);
+    let head = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, _, path, _)| path == "/lower")
+        .map(|(_, _, _, head)| head.clone())
+        .expect("the upstream got the request");
+    assert!(head.contains("\r\nhost: m\r\n"), "{head}");
+    assert!(head.contains("\r\nx-custom: Mixed Case\r\n"), "{head}");
+    // The upstream's `Content-Length: 2` reaches the client in lower case.
+    assert!(
+        client_head.contains("\r\ncontent-length: 2"),
+        "{client_head}"
     );
 }
 

@@ -65,6 +65,8 @@ pub struct Upstream {
     connect_timeout: Duration,
     /// Pinned connections are used for an HTTP/1.1 upstream only.
     pin: bool,
+    /// Write header names in the case the client sent them (`--preserve-header-case`).
+    preserve_header_case: bool,
 }
 
 /// A client connection's own upstream connection.
@@ -129,7 +131,12 @@ impl Drop for Lease {
 }
 
 impl Upstream {
-    pub fn new(base: &Uri, version: Version, connect_timeout: Duration) -> Self {
+    pub fn new(
+        base: &Uri,
+        version: Version,
+        connect_timeout: Duration,
+        preserve_header_case: bool,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
@@ -139,7 +146,7 @@ impl Upstream {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .http1_preserve_header_case(true)
+            .http1_preserve_header_case(preserve_header_case)
             .set_host(false);
         if version == Version::HTTP_2 {
             builder.http2_only(true);
@@ -156,6 +163,7 @@ impl Upstream {
                 .unwrap_or_else(|| HeaderValue::from_static("localhost")),
             connect_timeout,
             pin: version == Version::HTTP_11,
+            preserve_header_case,
         }
     }
 
@@ -198,7 +206,9 @@ impl Upstream {
                 Some(sender) => sender,
                 None => {
                     fresh = true;
-                    self.handshake().await?
+                    // Boxed: connecting is rare, and its future would
+                    // otherwise make every request's future larger.
+                    Box::pin(self.handshake()).await?
                 }
             };
             match sender.try_send_request(request).await {
@@ -249,7 +259,7 @@ impl Upstream {
         let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let (sender, connection) = http1::Builder::new()
-            .preserve_header_case(true)
+            .preserve_header_case(self.preserve_header_case)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(UpstreamError::Connection)?;
