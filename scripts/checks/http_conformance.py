@@ -836,6 +836,8 @@ class A:
         self.close = close
         self.msgs = list(msgs)
         self.aborted = aborted
+        # Allowed only as the keep-alive race of the response-side cases.
+        self.race = False
 
     def match_client(self, tokens, closed):
         if len(tokens) != len(self.statuses):
@@ -1061,6 +1063,8 @@ def check_bodies(*expected):
         for i, want in enumerate(expected):
             if want is None or i >= len(finals):
                 continue
+            if finals[i].status in (502, 503, 504) and b'"error":"upstream_' in finals[i].body:
+                continue  # the proxy's own answer; the outcome says whether it is allowed
             if finals[i].body != want:
                 p.append("response %d body %r, want %r" % (i + 1, finals[i].body[:60], want))
         return p
@@ -1492,6 +1496,22 @@ def build_cases():
     add(Case("h2-request-id-two", "—", "two x-request-id fields",
              (h2req(extra=[("x-request-id", "one"), ("x-request-id", "two")]), None),
              [OK()], check=check_request_id, proto="h2"))
+
+    # Response-side cases send a second request on the same client
+    # connection after an odd answer. That request may meet the kept
+    # upstream connection as it closes (a keep-alive race, seen in a few
+    # runs in a hundred after these raw answers) and get the proxy's own
+    # 502: an error the client can retry, never a desynchronised answer.
+    # The outcome is allowed here and reported as "race" in the table;
+    # what the case tests (the first answer, nothing smuggled) still holds.
+    for case in C:
+        if not case.resp_side:
+            continue
+        for outcome in list(case.allowed):
+            if len(outcome.statuses) == 2 and outcome.statuses[1] == "200" and len(outcome.msgs) == 2:
+                raced = A(outcome.statuses[0] + " 502", msgs=outcome.msgs[:1])
+                raced.race = True
+                case.allowed.append(raced)
     return C
 
 
@@ -1640,10 +1660,13 @@ def judge_metrics(case, run, complete, aborted, abortable, before, after):
     d = {k: after[k] - before[k] for k in after}
     problems = []
     finals = [r for r in run.responses if r.status is not None and not r.invalid]
-    proxy_5xx = 0
-    if not case.resp_side:
-        # The upstream never answers 5xx, so these were made by the proxy.
-        proxy_5xx = sum(1 for r in finals if r.status in (502, 503, 504))
+    # The upstream never answers 5xx outside the response-side cases; there,
+    # a 5xx is the proxy's when it carries the proxy's own JSON error.
+    proxy_5xx = sum(
+        1 for r in finals
+        if r.status in (502, 503, 504)
+        and (not case.resp_side or b'"error":"upstream_' in (r.body or b""))
+    )
     forwarded_hi = d["requests"] - d["refused"]
     forwarded_lo = forwarded_hi - proxy_5xx
     lo = max(forwarded_lo, len(complete))

@@ -145,16 +145,7 @@ fn joined_forwarded_for<'a>(
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        headers
-    }
+    use crate::proxy::headers::test_support::map;
 
     fn policy(trusted: &[&str]) -> ForwardingPolicy {
         ForwardingPolicy {

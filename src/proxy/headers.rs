@@ -219,6 +219,24 @@ pub fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
+/// Header maps written as name-value pairs, for the tests of the modules
+/// that read fields.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    pub fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,16 +251,7 @@ mod tests {
         "upgrade",
     ];
 
-    pub fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        headers
-    }
+    use super::test_support::map;
 
     #[test]
     fn removes_every_hop_by_hop_field() {
