@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -175,7 +175,7 @@ pub async fn forward(
             request_id,
             sampled,
             head_request,
-            upgrade: upgrade.zip(client_upgrade),
+            upgrade: client_upgrade,
             inbound_overhead,
             head_arrived,
         },
@@ -187,9 +187,9 @@ struct Answering {
     request_id: HeaderValue,
     sampled: bool,
     head_request: bool,
-    /// The protocols the request asked to switch to, with the client
-    /// side's upgrade.
-    upgrade: Option<(HeaderValue, hyper::upgrade::OnUpgrade)>,
+    /// The client side's upgrade, when the request asked to switch to an
+    /// allowed protocol.
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
     inbound_overhead: Duration,
     head_arrived: Instant,
 }
@@ -236,24 +236,24 @@ fn answer_from_upstream(
     }
 
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    let keep_upgrade = match (&upgrade, switching) {
-        (Some(_), true) => parts.headers.get(UPGRADE).cloned(),
+    let keep_upgrade = match upgrade {
+        Some(_) if switching => parts.headers.get(UPGRADE).cloned(),
         _ => None,
     };
     headers::remove_hop_by_hop(&mut parts.headers, keep_upgrade.clone());
-    // The length of the answer to a HEAD is the length the GET would have
-    // had, and a 304's describes the stored answer: neither frames a body.
+    // Transfer-Encoding went with the hop-by-hop fields. The length of the
+    // answer to a HEAD is the length the GET would have had, and a 304's
+    // describes the stored answer: neither frames a body.
     if !head_request && status != StatusCode::NOT_MODIFIED {
         parts.headers.remove(CONTENT_LENGTH);
     }
-    parts.headers.remove(TRANSFER_ENCODING);
     parts
         .headers
         .insert(X_REQUEST_ID.clone(), request_id.clone());
 
     if switching {
         match (upgrade, keep_upgrade) {
-            (Some((_, client_upgrade)), Some(protocol)) => {
+            (Some(client_upgrade), Some(protocol)) => {
                 let upstream_upgrade = hyper::upgrade::on(Response::from_parts(parts.clone(), ()));
                 upgrade::spawn_tunnel(client_upgrade, upstream_upgrade, &protocol, &request_id);
             }
@@ -366,8 +366,9 @@ fn upstream_head(
     if fields.hop_by_hop || upgrade.is_some() {
         headers::remove_present_hop_by_hop(&mut parts.headers, upgrade);
     }
-    // hyper frames the forwarded body from what is actually sent.
-    if fields.content_length.is_some() || parts.headers.contains_key(CONTENT_LENGTH) {
+    // hyper frames the forwarded body from what is actually sent (hyper
+    // refuses a request whose Content-Length is not a number).
+    if fields.content_length.is_some() {
         parts.headers.remove(CONTENT_LENGTH);
     }
     settings
