@@ -16,8 +16,12 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian's prometheus package starts a server as a service when it is
+  # installed; the tests run their own on their own ports. Stop the service
+  # this install started, through its own init script (by its pid file),
+  # and nothing else: a Prometheus the user runs is left alone.
+  if [[ " ${need[*]} " == *" prometheus "* ]]; then
+    $SUDO invoke-rc.d prometheus stop >/dev/null 2>&1 || true
+  fi
 fi
-# Debian's prometheus package starts a server as a service; tests run their own.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
-pkill -x prometheus >/dev/null 2>&1 || true
 promtool --version | head -1
